@@ -1,1 +1,142 @@
-fn main() {}
+//! The `hoist` command: a thin layer mapping flags onto the library.
+
+// A command-line tool prints its results.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hoist::config::Config;
+use hoist::images::Images;
+use hoist::pull::Puller;
+use hoist::registry::{Client, Credentials};
+use hoist::{Reference, mount, progress};
+use hoist_snapshotter::Store;
+
+/// Fast, credential-aware container image pulls for Kubernetes nodes.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Pull an image into the store: parallel fetch, verify, unpack, commit.
+    Pull(PullArgs),
+    /// Mount a pulled image's merged root filesystem read-only (undo with `umount TARGET`).
+    Mount(MountArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Config file [default: /etc/hoist/config.toml if it exists].
+    #[arg(long, env = "HOIST_CONFIG")]
+    config: Option<PathBuf>,
+    /// Store directory [config: root; default: /var/lib/hoist].
+    #[arg(long)]
+    root: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct PullArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Platform to pull from a multi-platform image, OS/ARCH[/VARIANT]
+    /// [config: pull.platform; default: this machine's].
+    #[arg(long)]
+    platform: Option<String>,
+    /// Registry (HOST or HOST:PORT) to reach over plain HTTP; repeatable
+    /// [config: insecure_registries].
+    #[arg(long = "insecure-registry")]
+    insecure_registry: Vec<String>,
+    /// Print the summary as one JSON object instead of progress bars and a line.
+    #[arg(long)]
+    json: bool,
+    /// The image, e.g. `alpine:3.20` or `registry.example.com/team/app@sha256:…`.
+    image: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct MountArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The image (reference or image ID).
+    image: String,
+    /// An existing directory to mount on.
+    target: PathBuf,
+}
+
+fn load(common: &Common) -> anyhow::Result<Config> {
+    let mut config = Config::load(common.config.as_deref())?;
+    if let Some(root) = &common.root {
+        config.root.clone_from(root);
+    }
+    Ok(config)
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Pull(args) => pull(args),
+        Command::Mount(args) => {
+            let config = load(&args.common)?;
+            let store = Store::open(&config.root)?;
+            let images = Images::open(&config.root)?;
+            let record = mount::mount_image(&store, &images, &args.image, &args.target)?;
+            eprintln!(
+                "mounted {} read-only on {}",
+                record.name,
+                args.target.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn pull(args: PullArgs) -> anyhow::Result<()> {
+    let mut config = load(&args.common)?;
+    config
+        .insecure_registries
+        .extend(args.insecure_registry.iter().cloned());
+    if args.platform.is_some() {
+        config.pull.platform.clone_from(&args.platform);
+    }
+    let reference: Reference = args.image.parse()?;
+    let client = Arc::new(Client::new(&config.registry_options())?);
+    let store = Arc::new(Store::open(&config.root).with_context(|| "opening the snapshot store")?);
+    let images = Images::open(&config.root)?;
+    let puller = Puller::new(client, store, images, config.pull_options()?);
+    let bars = Arc::new(progress::Bars::new(args.json));
+    let pulled = puller
+        .pull(&reference, Credentials::Anonymous, bars.clone())
+        .await;
+    bars.finish();
+    let pulled = pulled?;
+    if args.json {
+        println!("{}", serde_json::to_string(&pulled)?);
+    } else {
+        let mb = pulled.fetched_bytes as f64 / 1e6;
+        println!(
+            "pulled {} (id {}): {} layers ({} fetched), {:.1} MB in {:.2} s, {:.1} MB/s, {:.1} MB unpacked",
+            pulled.image,
+            pulled.id,
+            pulled.layers,
+            pulled.fetched_layers,
+            mb,
+            pulled.seconds,
+            mb / pulled.seconds.max(1e-9),
+            pulled.unpacked_bytes as f64 / 1e6,
+        );
+    }
+    Ok(())
+}

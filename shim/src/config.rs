@@ -1,0 +1,244 @@
+//! Hoist's configuration file (TOML). Every field has a default; command-line flags override
+//! the file. A missing file at the default path means defaults; a missing file named
+//! explicitly is an error. `config.example.toml` at the repository root documents every key
+//! and is parsed by a test so that it cannot drift.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::platform::Platform;
+use crate::pull;
+use crate::registry;
+
+/// Where `hoist` looks for its config when none is named.
+pub const DEFAULT_PATH: &str = "/etc/hoist/config.toml";
+
+/// Config failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("config {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("config: {key} {problem}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Error {
+    /// The kind of failure, for the API edges.
+    pub fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::InvalidArgument
+    }
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding snapshots, image records and blobs. Default: `/var/lib/hoist`.
+    pub root: PathBuf,
+    /// Registries (`host` or `host:port`) reached over plain HTTP. Default: none.
+    pub insecure_registries: Vec<String>,
+    /// Extra PEM CA bundles trusted for registry TLS, besides the system roots. Default: none.
+    pub ca_files: Vec<PathBuf>,
+    /// Pull tuning.
+    pub pull: PullConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            root: PathBuf::from("/var/lib/hoist"),
+            insecure_registries: Vec::new(),
+            ca_files: Vec::new(),
+            pull: PullConfig::default(),
+        }
+    }
+}
+
+/// `[pull]`: how images are fetched and unpacked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PullConfig {
+    /// Platform chosen from multi-platform images, `os/arch[/variant]`. Default: this machine's.
+    pub platform: Option<String>,
+    /// Bytes per HTTP Range request. Default: 8388608 (8 MiB).
+    pub chunk_size: u64,
+    /// Range requests in flight for one layer. Default: 4.
+    pub chunks_in_flight: usize,
+    /// Range requests in flight across one image; times `chunk_size`, this bounds a pull's
+    /// buffer memory. Default: 8.
+    pub chunks_per_image: usize,
+    /// Layers fetched and unpacked at once for one image. Default: 3.
+    pub layers_in_parallel: usize,
+    /// Retries of one failed request, with exponential backoff. Default: 5.
+    pub retries: u32,
+    /// First retry delay in milliseconds, doubled per attempt. Default: 200.
+    pub backoff_ms: u64,
+    /// Seconds without any byte arriving before a request fails. Default: 30.
+    pub progress_timeout_secs: u64,
+    /// Largest uncompressed layer accepted, in bytes (decompression bombs). Default: none.
+    pub max_layer_size: Option<u64>,
+    /// Whether layers may create character and block devices. Default: true (as containerd).
+    pub allow_devices: bool,
+}
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        let fetch = pull::fetch::Options::default();
+        let pull = pull::Options::default();
+        PullConfig {
+            platform: None,
+            chunk_size: fetch.chunk_size,
+            chunks_in_flight: fetch.chunks_in_flight,
+            chunks_per_image: pull.chunks_per_image,
+            layers_in_parallel: pull.layers_in_parallel,
+            retries: fetch.retries,
+            backoff_ms: fetch.backoff.as_millis() as u64,
+            progress_timeout_secs: registry::Options::default().progress_timeout.as_secs(),
+            max_layer_size: None,
+            allow_devices: true,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path`, or [`DEFAULT_PATH`] when `None` (defaults if that file is missing).
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let (path, explicit) = match path {
+            Some(p) => (p.to_owned(), true),
+            None => (PathBuf::from(DEFAULT_PATH), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Config::default());
+            }
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        Config::parse(&text).map_err(|e| match e {
+            Error::Parse { source, .. } => Error::Parse { path, source },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text and checks the values.
+    pub fn parse(text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|source| Error::Parse {
+            path: PathBuf::new(),
+            source: Box::new(source),
+        })?;
+        config.pull_options()?;
+        Ok(config)
+    }
+
+    /// The registry transport settings.
+    pub fn registry_options(&self) -> registry::Options {
+        registry::Options {
+            insecure: self.insecure_registries.clone(),
+            ca_files: self.ca_files.clone(),
+            progress_timeout: Duration::from_secs(self.pull.progress_timeout_secs),
+            ..registry::Options::default()
+        }
+    }
+
+    /// The pull settings, checked.
+    pub fn pull_options(&self) -> Result<pull::Options> {
+        let p = &self.pull;
+        let positive = |key: &'static str, v: u64| {
+            if v == 0 {
+                Err(Error::Invalid {
+                    key,
+                    problem: "must be at least 1".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("pull.chunk_size", p.chunk_size)?;
+        positive("pull.chunks_in_flight", p.chunks_in_flight as u64)?;
+        positive("pull.chunks_per_image", p.chunks_per_image as u64)?;
+        positive("pull.layers_in_parallel", p.layers_in_parallel as u64)?;
+        positive("pull.progress_timeout_secs", p.progress_timeout_secs)?;
+        let platform = match &p.platform {
+            Some(s) => s.parse::<Platform>().map_err(|e| Error::Invalid {
+                key: "pull.platform",
+                problem: e.to_string(),
+            })?,
+            None => Platform::host(),
+        };
+        Ok(pull::Options {
+            platform,
+            fetch: pull::fetch::Options {
+                chunk_size: p.chunk_size,
+                chunks_in_flight: p.chunks_in_flight,
+                retries: p.retries,
+                backoff: Duration::from_millis(p.backoff_ms),
+                ..pull::fetch::Options::default()
+            },
+            layers_in_parallel: p.layers_in_parallel,
+            chunks_per_image: p.chunks_per_image,
+            max_layer_size: p.max_layer_size,
+            unpack: pull::unpack::Options {
+                allow_devices: p.allow_devices,
+                ..pull::unpack::Options::default()
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_matches_defaults() {
+        let text = include_str!("../../config.example.toml");
+        let config = Config::parse(text).expect("config.example.toml parses");
+        let defaults = PullConfig::default();
+        assert_eq!(config.pull.chunk_size, defaults.chunk_size);
+        assert_eq!(config.pull.chunks_in_flight, defaults.chunks_in_flight);
+        assert_eq!(config.pull.layers_in_parallel, defaults.layers_in_parallel);
+        assert_eq!(config.root, Config::default().root);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(matches!(
+            Config::parse("rooot = '/x'"),
+            Err(Error::Parse { .. })
+        ));
+        assert!(matches!(
+            Config::parse("[pull]\nchunk_size = 0"),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            Config::parse("[pull]\nplatform = 'linux'"),
+            Err(Error::Invalid { .. })
+        ));
+        assert!(Config::load(Some(Path::new("/nonexistent/hoist.toml"))).is_err());
+    }
+}

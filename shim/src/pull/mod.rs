@@ -1,0 +1,553 @@
+//! The pull orchestrator: the only place that knows the order of the stages, the limits, the
+//! cancellation and the progress reporting.
+//!
+//! ```text
+//! plan ─► per layer, in parallel:  fetch ─► verify blob ─► pipe ─► decode + diff ID ─► unpack (staging)
+//!      ─► commit in chain order ─► record the image
+//! ```
+//! Layers whose chain ID is already committed are not fetched. On any failure the other
+//! layers are cancelled and awaited, so that when [`Puller::pull`] returns an error nothing it
+//! staged is left on disk and nothing unverified was committed.
+
+pub mod decode;
+pub mod fetch;
+pub mod pipe;
+pub mod plan;
+pub mod unpack;
+
+use std::io::{BufReader, Read};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use hoist_snapshotter::{Staged, Store};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::digest::Digest;
+use crate::images::{Images, Record};
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::registry::{Client, Credentials, Repository};
+use plan::{Layer, Plan};
+
+/// Pull failures. Each names the image; layer failures name the layer's blob.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Resolving the manifest, the platform or the config failed.
+    #[error("image {image}: {source}")]
+    Plan {
+        /// The image.
+        image: String,
+        /// Why.
+        source: plan::Error,
+    },
+    /// Fetching a layer failed.
+    #[error("image {image}: {source}")]
+    Fetch {
+        /// The image.
+        image: String,
+        /// Why.
+        source: fetch::Error,
+    },
+    /// A layer failed verification or decompression.
+    #[error("image {image}: {source}")]
+    Decode {
+        /// The image.
+        image: String,
+        /// Why.
+        source: decode::Error,
+    },
+    /// A layer's tar could not be unpacked (including hostile entries).
+    #[error("image {image}: layer {layer}: {source}")]
+    Unpack {
+        /// The image.
+        image: String,
+        /// The layer's blob.
+        layer: Digest,
+        /// Why.
+        source: unpack::Error,
+    },
+    /// The snapshot store failed.
+    #[error("image {image}: {source}")]
+    Store {
+        /// The image.
+        image: String,
+        /// Why.
+        source: hoist_snapshotter::Error,
+    },
+    /// The image record store failed.
+    #[error("image {image}: {source}")]
+    Images {
+        /// The image.
+        image: String,
+        /// Why.
+        source: crate::images::Error,
+    },
+    /// The pull was cancelled.
+    #[error("image {image}: pull cancelled")]
+    Cancelled {
+        /// The image.
+        image: String,
+    },
+    /// A layer task died (a bug).
+    #[error("image {image}: layer task failed: {detail}")]
+    Task {
+        /// The image.
+        image: String,
+        /// The panic or cancellation message.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// The kind of failure, for the API edges.
+    pub fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            Error::Plan { source, .. } => source.kind(),
+            Error::Fetch { source, .. } => source.kind(),
+            Error::Decode { source, .. } => source.kind(),
+            Error::Unpack { source, .. } => source.kind(),
+            Error::Store { .. } | Error::Images { .. } | Error::Task { .. } => Kind::Internal,
+            Error::Cancelled { .. } => Kind::Unavailable,
+        }
+    }
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How pulls run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The platform chosen from multi-platform images. Default: this machine's.
+    pub platform: Platform,
+    /// How blobs are fetched (chunk size, chunks in flight per layer, retries).
+    pub fetch: fetch::Options,
+    /// Layers fetched and unpacked at once for one image. Default: 3.
+    pub layers_in_parallel: usize,
+    /// Range requests in flight across all layers of one image; with the chunk size this
+    /// bounds a pull's memory. Default: 8.
+    pub chunks_per_image: usize,
+    /// Largest uncompressed layer accepted, in bytes (decompression bombs). Default: none.
+    pub max_layer_size: Option<u64>,
+    /// How layers are unpacked.
+    pub unpack: unpack::Options,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            platform: Platform::host(),
+            fetch: fetch::Options::default(),
+            layers_in_parallel: 3,
+            chunks_per_image: 8,
+            max_layer_size: None,
+            unpack: unpack::Options::default(),
+        }
+    }
+}
+
+/// What the puller reports while it works.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The image is resolved; `present[i]` says layer `i` is already in the store.
+    Planned {
+        /// The plan.
+        plan: &'a Plan,
+        /// Which layers need no fetch.
+        present: &'a [bool],
+    },
+    /// More bytes of layer `layer` arrived.
+    Fetched {
+        /// Index into the plan's layers.
+        layer: usize,
+        /// How many.
+        bytes: u64,
+    },
+    /// Layer `layer` is committed.
+    Committed {
+        /// Index into the plan's layers.
+        layer: usize,
+    },
+}
+
+/// Receives [`Event`]s. Called from several tasks at once; must be cheap.
+pub trait Observer: Send + Sync {
+    /// One event.
+    fn on(&self, event: Event<'_>);
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Clone, Copy)]
+pub struct Silent;
+
+impl Observer for Silent {
+    fn on(&self, _: Event<'_>) {}
+}
+
+/// The outcome of a pull.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pulled {
+    /// The image as asked for, normalised.
+    pub image: String,
+    /// The image ID (config digest).
+    pub id: Digest,
+    /// The digest the reference resolved to.
+    pub digest: Digest,
+    /// Layers in the image.
+    pub layers: usize,
+    /// Layers that had to be fetched.
+    pub fetched_layers: usize,
+    /// Compressed bytes fetched.
+    pub fetched_bytes: u64,
+    /// Uncompressed bytes unpacked.
+    pub unpacked_bytes: u64,
+    /// Wall time of the pull.
+    pub seconds: f64,
+}
+
+/// Pulls images into a snapshot store.
+#[derive(Debug)]
+pub struct Puller {
+    client: Arc<Client>,
+    store: Arc<Store>,
+    images: Images,
+    options: Options,
+}
+
+impl Puller {
+    /// A puller writing into `store` and `images`.
+    pub fn new(client: Arc<Client>, store: Arc<Store>, images: Images, options: Options) -> Puller {
+        Puller {
+            client,
+            store,
+            images,
+            options,
+        }
+    }
+
+    /// The image records this puller writes.
+    pub fn images(&self) -> &Images {
+        &self.images
+    }
+
+    /// Pulls `reference` with `credentials`, reporting to `observer`.
+    pub async fn pull(
+        &self,
+        reference: &Reference,
+        credentials: Credentials,
+        observer: Arc<dyn Observer>,
+    ) -> Result<Pulled> {
+        let started = Instant::now();
+        let image = reference.to_string();
+        let span = tracing::info_span!("pull", %image);
+        async {
+            let repo = Arc::new(self.client.repository(reference.registry(), reference.repository(), credentials));
+            let plan = plan::plan(&repo, reference, &self.options.platform)
+                .await
+                .map_err(|source| Error::Plan {
+                    image: image.clone(),
+                    source,
+                })?;
+            let store_err = |source| Error::Store {
+                image: image.clone(),
+                source,
+            };
+            let mut present = Vec::with_capacity(plan.layers.len());
+            for layer in &plan.layers {
+                present.push(self.store.get(&layer.chain_id.to_string()).map_err(store_err)?.is_some());
+            }
+            observer.on(Event::Planned {
+                plan: &plan,
+                present: &present,
+            });
+            let (fetched_bytes, unpacked_bytes) = self.pull_layers(&image, &repo, &plan, &present, &observer).await?;
+            self.record(&plan).map_err(|source| Error::Images {
+                image: image.clone(),
+                source,
+            })?;
+            let pulled = Pulled {
+                image: image.clone(),
+                id: plan.config,
+                digest: plan.target,
+                layers: plan.layers.len(),
+                fetched_layers: present.iter().filter(|p| !**p).count(),
+                fetched_bytes,
+                unpacked_bytes,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            tracing::info!(id = %pulled.id, fetched_layers = pulled.fetched_layers, fetched_bytes, elapsed_ms = started.elapsed().as_millis() as u64, "pulled");
+            Ok(pulled)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Fetches and unpacks the missing layers in parallel and commits them in chain order.
+    async fn pull_layers(
+        &self,
+        image: &str,
+        repo: &Arc<Repository>,
+        plan: &Plan,
+        present: &[bool],
+        observer: &Arc<dyn Observer>,
+    ) -> Result<(u64, u64)> {
+        let cancel = CancellationToken::new();
+        // Dropping the pull (a cancelled CRI request) cancels its layer tasks.
+        let _guard = cancel.clone().drop_guard();
+        let layers_gate = Arc::new(Semaphore::new(self.options.layers_in_parallel.max(1)));
+        let budget = Arc::new(Semaphore::new(self.options.chunks_per_image.max(1)));
+        let mut tasks = Vec::with_capacity(plan.layers.len());
+        for (index, layer) in plan.layers.iter().enumerate() {
+            if present[index] {
+                tasks.push(None);
+                continue;
+            }
+            let job = LayerJob {
+                image: image.to_owned(),
+                index,
+                layer: layer.clone(),
+                repo: Arc::clone(repo),
+                store: Arc::clone(&self.store),
+                options: self.options.clone(),
+                budget: Arc::clone(&budget),
+                observer: Arc::clone(observer),
+                cancel: cancel.clone(),
+            };
+            let gate = Arc::clone(&layers_gate);
+            tasks.push(Some(tokio::spawn(async move {
+                let _permit = gate
+                    .acquire_owned()
+                    .await
+                    .expect("the layer gate is never closed");
+                job.run().await
+            })));
+        }
+        let (mut fetched, mut unpacked) = (0, 0);
+        let mut failure = None;
+        for (index, task) in tasks.into_iter().enumerate() {
+            let Some(task) = task else { continue };
+            let outcome = match task.await {
+                Ok(outcome) => outcome,
+                Err(e) => Err(Error::Task {
+                    image: image.to_owned(),
+                    detail: e.to_string(),
+                }),
+            };
+            if failure.is_some() {
+                continue; // only waiting for the cancelled layers to clean up
+            }
+            let result = outcome.and_then(|(staged, size)| {
+                let layer = &plan.layers[index];
+                let parent = index.checked_sub(1).map(|p| plan.layers[p].chain_id.to_string());
+                let started = Instant::now();
+                self.store
+                    .commit(staged, &layer.chain_id.to_string(), parent.as_deref(), size)
+                    .map_err(|source| Error::Store {
+                        image: image.to_owned(),
+                        source,
+                    })?;
+                tracing::debug!(layer = %layer.blob, chain_id = %layer.chain_id, elapsed_ms = started.elapsed().as_millis() as u64, "committed");
+                observer.on(Event::Committed { layer: index });
+                Ok(size)
+            });
+            match result {
+                Ok(size) => {
+                    fetched += plan.layers[index].size;
+                    unpacked += size;
+                }
+                Err(e) => {
+                    cancel.cancel();
+                    failure = Some(e);
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((fetched, unpacked)),
+        }
+    }
+
+    fn record(&self, plan: &Plan) -> crate::images::Result<()> {
+        self.images.put_blob(&plan.manifest, &plan.manifest_bytes)?;
+        self.images.put_blob(&plan.config, &plan.config_bytes)?;
+        let size = plan.layers.iter().map(|l| l.size).sum();
+        let record = |name: String| Record {
+            name,
+            target: plan.target,
+            manifest: plan.manifest,
+            config: plan.config,
+            chain_ids: plan.layers.iter().map(|l| l.chain_id).collect(),
+            size,
+        };
+        if plan.reference.tag().is_some() {
+            let mut tagged = plan.reference.clone();
+            if tagged.digest().is_some() {
+                // `name:tag@digest` records the tag without the pin, as containerd does.
+                tagged = format!("{}:{}", tagged.name(), tagged.tag().unwrap_or_default())
+                    .parse()
+                    .expect("a parsed reference re-parses without its digest");
+            }
+            self.images.put(&record(tagged.to_string()))?;
+        }
+        self.images
+            .put(&record(plan.reference.with_digest(plan.target).to_string()))
+    }
+}
+
+/// Everything one layer task needs.
+struct LayerJob {
+    image: String,
+    index: usize,
+    layer: Layer,
+    repo: Arc<Repository>,
+    store: Arc<Store>,
+    options: Options,
+    budget: Arc<Semaphore>,
+    observer: Arc<dyn Observer>,
+    cancel: CancellationToken,
+}
+
+impl LayerJob {
+    /// Fetch → verify → decode → unpack into a staged snapshot; returns it with its size.
+    async fn run(self) -> Result<(Staged, u64)> {
+        let span = tracing::info_span!("layer", digest = %self.layer.blob, size = self.layer.size);
+        let started = Instant::now();
+        let image = self.image.clone();
+        let result = self.fetch_and_unpack().instrument(span.clone()).await;
+        span.in_scope(|| match &result {
+            Ok((_, size)) => tracing::debug!(
+                unpacked = size,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "layer ready"
+            ),
+            Err(e) => tracing::debug!(error = %e, "layer failed"),
+        });
+        let _ = image;
+        result
+    }
+
+    async fn fetch_and_unpack(self) -> Result<(Staged, u64)> {
+        let image = self.image.clone();
+        let staged = self.store.stage().map_err(|source| Error::Store {
+            image: image.clone(),
+            source,
+        })?;
+        let (tx, reader) = pipe::channel(2);
+        let layer = self.layer.clone();
+        let unpack_options = self.options.unpack.clone();
+        let limit = self.options.max_layer_size;
+        let unpacker = tokio::task::spawn_blocking(move || {
+            unpack_layer(reader, staged, &layer, limit, &unpack_options)
+        });
+        let driven = self.drive(tx).await;
+        let unpacked = unpacker.await.map_err(|e| Error::Task {
+            image: image.clone(),
+            detail: e.to_string(),
+        })?;
+        // A fetch failure is the root cause of whatever the unpacker saw after it.
+        driven?;
+        unpacked.map_err(|e| e.into_error(&image, self.layer.blob))
+    }
+
+    /// Feeds the blob into the pipe, verifying it as it passes.
+    async fn drive(&self, tx: pipe::Sender) -> Result<()> {
+        let image = &self.image;
+        let mut verifier = decode::BlobVerifier::new(self.layer.blob, self.layer.size);
+        let mut stream = fetch::fetch(
+            Arc::clone(&self.repo),
+            self.layer.blob,
+            self.layer.size,
+            self.options.fetch.clone(),
+            Arc::clone(&self.budget),
+        );
+        loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                () = self.cancel.cancelled() => return Err(Error::Cancelled { image: image.clone() }),
+            };
+            let Some(bytes) = next else { break };
+            let bytes = bytes.map_err(|source| Error::Fetch {
+                image: image.clone(),
+                source,
+            })?;
+            verifier.update(&bytes).map_err(|source| Error::Decode {
+                image: image.clone(),
+                source,
+            })?;
+            self.observer.on(Event::Fetched {
+                layer: self.index,
+                bytes: bytes.len() as u64,
+            });
+            if tx.send(pipe::Message::Data(bytes)).await.is_err() {
+                return Ok(()); // the unpacker stopped; its error is the one to report
+            }
+        }
+        verifier.finish().map_err(|source| Error::Decode {
+            image: image.clone(),
+            source,
+        })?;
+        let _ = tx.send(pipe::Message::End).await;
+        Ok(())
+    }
+}
+
+/// Why the blocking half of a layer failed, before the image name is attached.
+enum LayerFailure {
+    Decode(decode::Error),
+    Unpack(unpack::Error),
+}
+
+impl LayerFailure {
+    fn into_error(self, image: &str, layer: Digest) -> Error {
+        match self {
+            LayerFailure::Decode(source) => Error::Decode {
+                image: image.to_owned(),
+                source,
+            },
+            LayerFailure::Unpack(source) => Error::Unpack {
+                image: image.to_owned(),
+                layer,
+                source,
+            },
+        }
+    }
+}
+
+/// The blocking half: decode, unpack, drain, verify the diff ID. The staged directory is
+/// dropped (removed) here on failure, after the last write into it.
+fn unpack_layer(
+    reader: pipe::Reader,
+    staged: Staged,
+    layer: &Layer,
+    limit: Option<u64>,
+    options: &unpack::Options,
+) -> std::result::Result<(Staged, u64), LayerFailure> {
+    let mut decoder =
+        decode::Decoder::new(reader, layer.compression, layer.blob, layer.diff_id, limit)
+            .map_err(LayerFailure::Decode)?;
+    let unpacked = {
+        let mut buffered = BufReader::with_capacity(256 << 10, &mut decoder);
+        let unpacked = unpack::unpack(&mut buffered, &staged.fs(), options);
+        // Drain what the tar reader left (end-of-archive padding) so the diff ID covers it.
+        unpacked.and_then(|stats| {
+            std::io::copy(&mut buffered.by_ref(), &mut std::io::sink())
+                .map(|_| stats)
+                .map_err(unpack::Error::from)
+        })
+    };
+    if let Err(e) = unpacked {
+        return Err(match decoder.failure() {
+            Some(decode_error) => LayerFailure::Decode(decode_error),
+            None => LayerFailure::Unpack(e),
+        });
+    }
+    let size = decoder.finish().map_err(LayerFailure::Decode)?;
+    Ok((staged, size))
+}
+
+/// How long the slowest pull step may stall before giving up (re-exported for the CLI).
+pub const DEFAULT_PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,445 @@
+//! A client for OCI distribution / Docker V2 registries: transport (TLS with system or custom
+//! roots, plain HTTP only for registries configured as insecure), authentication, and a
+//! per-repository [`Repository`] handle that the pull stages send requests through.
+
+pub mod auth;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{HeaderValue, StatusCode, header};
+
+pub use auth::{Challenge, Credentials, Secret};
+use auth::{TokenCache, TokenResponse};
+
+/// Registry client failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request could not be sent or its body not read (connection refused or reset,
+    /// timeout, TLS failure). The URL is printed without its query, which may hold a signature.
+    #[error("{url}: {source}")]
+    Transport {
+        /// Where the request went.
+        url: String,
+        /// What failed.
+        source: reqwest::Error,
+    },
+    /// The registry answered with an unexpected status.
+    #[error("{url}: registry answered {status}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    Status {
+        /// Where the request went.
+        url: String,
+        /// The status code.
+        status: StatusCode,
+        /// The start of the error body, if any.
+        detail: String,
+    },
+    /// The registry refused our credentials (or wants some and we have none).
+    #[error("registry {registry} refused access to {repository}: {detail}")]
+    Unauthenticated {
+        /// The registry host.
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// What the registry or token service said.
+        detail: String,
+    },
+    /// The registry's authentication challenge is not usable.
+    #[error("registry {registry}: {source}")]
+    Challenge {
+        /// The registry host.
+        registry: String,
+        /// Why.
+        source: auth::ChallengeError,
+    },
+    /// A custom CA file could not be read or parsed.
+    #[error("CA certificate {path}: {detail}")]
+    Ca {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("building the HTTP client: {0}")]
+    Build(reqwest::Error),
+}
+
+impl Error {
+    /// The kind of failure, for the API edges.
+    pub fn kind(&self) -> crate::error::Kind {
+        use crate::error::Kind;
+        match self {
+            Error::Transport { .. } => Kind::Unavailable,
+            Error::Status { status, .. } => match *status {
+                StatusCode::NOT_FOUND => Kind::NotFound,
+                StatusCode::FORBIDDEN => Kind::PermissionDenied,
+                StatusCode::UNAUTHORIZED => Kind::Unauthenticated,
+                s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => Kind::Unavailable,
+                _ => Kind::InvalidArgument,
+            },
+            Error::Unauthenticated { .. } => Kind::Unauthenticated,
+            Error::Challenge { .. } => Kind::Unauthenticated,
+            Error::Ca { .. } | Error::Build(_) => Kind::InvalidArgument,
+        }
+    }
+
+    /// Whether the same request may succeed if sent again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport { .. } => true,
+            Error::Status { status, .. } => {
+                status.is_server_error()
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+                    || *status == StatusCode::REQUEST_TIMEOUT
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A URL fit for logs and errors: no query (pre-signed blob URLs carry signatures there) and
+/// no user info.
+pub fn display_url(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+pub(crate) fn transport(url: &reqwest::Url) -> impl FnOnce(reqwest::Error) -> Error + '_ {
+    move |source| Error::Transport {
+        url: display_url(url),
+        source: source.without_url(),
+    }
+}
+
+/// Transport settings shared by every registry.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Registry hosts (`host` or `host:port`) reached over plain HTTP without TLS.
+    /// Default: none.
+    pub insecure: Vec<String>,
+    /// Extra PEM CA certificates trusted in addition to the system roots. Default: none.
+    pub ca_files: Vec<PathBuf>,
+    /// Time allowed to establish a connection. Default: 10 s.
+    pub connect_timeout: Duration,
+    /// A request fails when no bytes arrive for this long (a stalled registry). Default: 30 s.
+    pub progress_timeout: Duration,
+    /// Idle connections kept per host, which parallel Range requests reuse. Default: 64.
+    pub pool_per_host: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            insecure: Vec::new(),
+            ca_files: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            progress_timeout: Duration::from_secs(30),
+            pool_per_host: 64,
+        }
+    }
+}
+
+/// The registry client: one connection pool and one token cache for the whole process.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    insecure: Vec<String>,
+    tokens: TokenCache,
+}
+
+impl Client {
+    /// Builds the client. TLS certificates are always verified.
+    pub fn new(options: &Options) -> Result<Client> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.progress_timeout)
+            .pool_max_idle_per_host(options.pool_per_host)
+            // reqwest drops Authorization when a redirect changes host (blob storage).
+            .redirect(reqwest::redirect::Policy::limited(10));
+        for path in &options.ca_files {
+            let pem = std::fs::read(path).map_err(|e| Error::Ca {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Ca {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(Client {
+            http: builder.build().map_err(Error::Build)?,
+            insecure: options.insecure.clone(),
+            tokens: TokenCache::default(),
+        })
+    }
+
+    /// The raw HTTP client, for requests that must not carry registry credentials
+    /// (blob storage after a cross-host redirect).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The base URL for `registry`: `https://host`, or `http://host` if it is configured as
+    /// insecure. Docker Hub's API lives at `registry-1.docker.io`.
+    pub fn base_url(&self, registry: &str) -> reqwest::Url {
+        let host = if registry == crate::reference::DEFAULT_REGISTRY {
+            "registry-1.docker.io"
+        } else {
+            registry
+        };
+        let scheme = if self.insecure.iter().any(|h| h == registry) {
+            "http"
+        } else {
+            "https"
+        };
+        reqwest::Url::parse(&format!("{scheme}://{host}/"))
+            .expect("a validated registry host always forms a URL")
+    }
+
+    /// A handle for one repository with one set of credentials.
+    pub fn repository(
+        self: &Arc<Self>,
+        registry: &str,
+        repository: &str,
+        credentials: Credentials,
+    ) -> Repository {
+        Repository {
+            client: Arc::clone(self),
+            registry: registry.to_owned(),
+            base: self.base_url(registry),
+            repository: repository.to_owned(),
+            credentials,
+            authorization: Mutex::new(None),
+        }
+    }
+}
+
+/// A repository on a registry, with the credentials to use for it. Requests sent through it
+/// are authenticated; a 401 triggers the challenge flow once.
+#[derive(Debug)]
+pub struct Repository {
+    client: Arc<Client>,
+    registry: String,
+    base: reqwest::Url,
+    repository: String,
+    credentials: Credentials,
+    authorization: Mutex<Option<Secret>>,
+}
+
+impl Repository {
+    /// The registry host.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The repository path.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The client this handle sends through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// `BASE/v2/REPOSITORY/KIND/REFERENCE`.
+    pub fn url(&self, kind: &str, reference: &str) -> reqwest::Url {
+        self.base
+            .join(&format!("v2/{}/{kind}/{reference}", self.repository))
+            .expect("repository paths and references are validated before use")
+    }
+
+    /// Whether `url` is on this registry's host, so that credentials may be sent to it.
+    pub fn same_origin(&self, url: &reqwest::Url) -> bool {
+        url.scheme() == self.base.scheme()
+            && url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default()
+    }
+
+    fn current_authorization(&self) -> Option<Secret> {
+        self.authorization
+            .lock()
+            .expect("authorization lock is never poisoned")
+            .clone()
+    }
+
+    /// Sends `GET url` with `headers`, authenticating as needed. Non-success statuses other
+    /// than 401 are returned as responses for the caller to interpret.
+    pub async fn get(
+        &self,
+        url: &reqwest::Url,
+        headers: &[(header::HeaderName, String)],
+    ) -> Result<reqwest::Response> {
+        let send = |auth: Option<Secret>| {
+            let mut req = self.client.http.get(url.clone());
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            if let Some(auth) = auth {
+                let mut value = HeaderValue::from_str(auth.expose())
+                    .unwrap_or_else(|_| HeaderValue::from_static(""));
+                value.set_sensitive(true);
+                req = req.header(header::AUTHORIZATION, value);
+            }
+            req.send()
+        };
+        let response = send(self.current_authorization())
+            .await
+            .map_err(transport(url))?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let Some(challenge) = challenge else {
+            return Err(self.unauthenticated("401 without a WWW-Authenticate challenge"));
+        };
+        let challenge = Challenge::parse(&challenge).map_err(|source| Error::Challenge {
+            registry: self.registry.clone(),
+            source,
+        })?;
+        let auth = self.authorize(&challenge).await?;
+        *self
+            .authorization
+            .lock()
+            .expect("authorization lock is never poisoned") = Some(auth.clone());
+        let response = send(Some(auth)).await.map_err(transport(url))?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(self.unauthenticated("credentials were refused"));
+        }
+        Ok(response)
+    }
+
+    fn unauthenticated(&self, detail: &str) -> Error {
+        Error::Unauthenticated {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            detail: detail.to_owned(),
+        }
+    }
+
+    /// The `Authorization` value answering `challenge`.
+    async fn authorize(&self, challenge: &Challenge) -> Result<Secret> {
+        use base64::Engine as _;
+        match (challenge, &self.credentials) {
+            (Challenge::Basic, Credentials::Basic { username, password }) => {
+                let raw = format!("{username}:{}", password.expose());
+                Ok(Secret::new(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                )))
+            }
+            (Challenge::Basic, _) => {
+                Err(self.unauthenticated("registry asks for a user name and password"))
+            }
+            (Challenge::Bearer { .. }, Credentials::RegistryToken(token)) => {
+                Ok(Secret::new(format!("Bearer {}", token.expose())))
+            }
+            (
+                Challenge::Bearer {
+                    realm,
+                    service,
+                    scope,
+                },
+                credentials,
+            ) => {
+                let scope = scope
+                    .clone()
+                    .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
+                let cache_key = format!("{scope}|{}", credential_identity(credentials));
+                if let Some(token) = self.client.tokens.get(&self.registry, &cache_key) {
+                    return Ok(Secret::new(format!("Bearer {}", token.expose())));
+                }
+                let (token, lifetime) = self.fetch_token(realm, service.as_deref(), &scope).await?;
+                self.client
+                    .tokens
+                    .put(&self.registry, &cache_key, token.clone(), lifetime);
+                Ok(Secret::new(format!("Bearer {}", token.expose())))
+            }
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<(Secret, Duration)> {
+        let url = reqwest::Url::parse(realm).map_err(|_| Error::Challenge {
+            registry: self.registry.clone(),
+            source: auth::ChallengeError::Malformed(realm.to_owned()),
+        })?;
+        let mut params: Vec<(&str, &str)> = vec![("scope", scope)];
+        if let Some(service) = service {
+            params.push(("service", service));
+        }
+        let request = match &self.credentials {
+            // Docker's identity token is an OAuth2 refresh token (token spec, oauth.md).
+            Credentials::IdentityToken(refresh) => {
+                params.extend([
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.expose()),
+                    ("client_id", "hoist"),
+                ]);
+                self.client.http.post(url.clone()).form(&params)
+            }
+            Credentials::Basic { username, password } => self
+                .client
+                .http
+                .get(url.clone())
+                .query(&params)
+                .basic_auth(username, Some(password.expose())),
+            _ => self.client.http.get(url.clone()).query(&params),
+        };
+        let response = request.send().await.map_err(transport(&url))?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(self.unauthenticated(&format!(
+                "token service {} answered {status}",
+                display_url(&url)
+            )));
+        }
+        if !status.is_success() {
+            return Err(Error::Status {
+                url: display_url(&url),
+                status,
+                detail: String::new(),
+            });
+        }
+        let body: TokenResponse = response.json().await.map_err(transport(&url))?;
+        body.into_token()
+            .ok_or_else(|| self.unauthenticated("token service answered without a token"))
+    }
+}
+
+/// Which credentials a cached token belongs to, without the secret: tokens obtained with
+/// different credentials must not be shared.
+fn credential_identity(c: &Credentials) -> String {
+    use sha2::Digest as _;
+    match c {
+        Credentials::Anonymous => "anonymous".into(),
+        Credentials::Basic { username, password } => {
+            let h = sha2::Sha256::digest(format!("{username}\0{}", password.expose()));
+            format!("basic:{username}:{}", hex::encode(&h[..8]))
+        }
+        Credentials::IdentityToken(t) | Credentials::RegistryToken(t) => {
+            let h = sha2::Sha256::digest(t.expose());
+            format!("token:{}", hex::encode(&h[..8]))
+        }
+    }
+}

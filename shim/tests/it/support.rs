@@ -1,0 +1,432 @@
+//! Test support: images built in memory, and an in-process registry that misbehaves on
+//! demand (faults a real registry will not produce: lying digests, truncation, ignored Range,
+//! resets, rate limits, redirects to blob storage).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Response, StatusCode, header};
+use axum::routing::get;
+use hoist::Digest;
+use hoist::images::Images;
+use hoist::pull::{Options, Puller, Silent};
+use hoist::registry::{Client, Credentials};
+use hoist_snapshotter::Store;
+
+/// How a layer is compressed in a test image.
+#[derive(Clone, Copy, Debug)]
+pub enum Comp {
+    Gzip,
+    Zstd,
+    None,
+}
+
+/// A tar with the given (path, contents) files.
+pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, path, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Deterministic, poorly compressible bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn compress(tar: &[u8], comp: Comp) -> (Vec<u8>, &'static str) {
+    match comp {
+        Comp::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(tar).unwrap();
+            (
+                e.finish().unwrap(),
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            )
+        }
+        Comp::Zstd => (
+            zstd::encode_all(tar, 3).unwrap(),
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        ),
+        Comp::None => (tar.to_vec(), "application/vnd.oci.image.layer.v1.tar"),
+    }
+}
+
+/// An image held in memory.
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub manifest: Vec<u8>,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
+    #[allow(dead_code)]
+    pub layers: Vec<Digest>,
+    pub blobs: HashMap<Digest, Vec<u8>>,
+}
+
+/// Builds an OCI image from layer tars. `lie_diff_id` makes the config lie about layer 0.
+pub fn image(tars: &[Vec<u8>], comp: Comp, lie_diff_id: bool) -> Image {
+    let mut blobs = HashMap::new();
+    let mut layers = Vec::new();
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (i, tar) in tars.iter().enumerate() {
+        let (blob, media_type) = compress(tar, comp);
+        let digest = Digest::of(&blob);
+        let diff_id = if lie_diff_id && i == 0 {
+            Digest::of(b"not this layer")
+        } else {
+            Digest::of(tar)
+        };
+        diff_ids.push(format!("\"{diff_id}\""));
+        descriptors.push(format!(
+            r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{}}}"#,
+            blob.len()
+        ));
+        layers.push(digest);
+        blobs.insert(digest, blob);
+    }
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}},"config":{{"User":"1002"}}}}"#,
+        diff_ids.join(",")
+    )
+    .into_bytes();
+    let config_digest = Digest::of(&config);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{}]}}"#,
+        config.len(),
+        descriptors.join(",")
+    )
+    .into_bytes();
+    blobs.insert(config_digest, config);
+    Image {
+        manifest_digest: Digest::of(&manifest),
+        manifest,
+        config_digest,
+        layers,
+        blobs,
+    }
+}
+
+/// What the registry does wrong, to layer blobs only.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Answer 200 with the whole blob to Range requests.
+    pub ignore_range: bool,
+    /// Serve these bytes instead of the real blob (same length: a wrong digest).
+    pub corrupt: bool,
+    /// Append bytes to the blob (more than declared).
+    pub extra_bytes: usize,
+    /// Cut the body after this many bytes, for the first N blob requests.
+    pub reset_after: Option<(usize, usize)>,
+    /// Answer 429 with Retry-After: 1 to the first N blob requests.
+    pub too_many: usize,
+    /// Answer 500 to the first N blob requests.
+    pub server_errors: usize,
+    /// Omit Content-Length (stream chunked) on whole-blob answers.
+    pub no_length: bool,
+    /// Redirect blob requests to `localhost:PORT/storage/…` (another host).
+    pub redirect: bool,
+    /// Require Basic auth `user:secret` on /v2/.
+    pub basic_auth: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    image: Image,
+    faults: Faults,
+    blob_requests: AtomicUsize,
+    storage_authorization: Mutex<Vec<Option<String>>>,
+    port: AtomicUsize,
+}
+
+/// A running in-process registry serving one image as `test/app:v1`.
+#[derive(Debug)]
+pub struct FaultyRegistry {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl FaultyRegistry {
+    pub async fn start(image: Image, faults: Faults) -> FaultyRegistry {
+        let shared = Arc::new(Shared {
+            image,
+            faults,
+            blob_requests: AtomicUsize::new(0),
+            storage_authorization: Mutex::new(Vec::new()),
+            port: AtomicUsize::new(0),
+        });
+        let app = axum::Router::new()
+            .route("/v2/", get(|| async { "{}" }))
+            .route("/v2/test/app/manifests/{reference}", get(manifest))
+            .route("/v2/test/app/blobs/{digest}", get(blob))
+            .route("/storage/{digest}", get(storage))
+            .with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        shared.port.store(addr.port() as usize, Ordering::SeqCst);
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FaultyRegistry { addr, shared }
+    }
+
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn reference(&self) -> hoist::Reference {
+        format!("{}/test/app:v1", self.addr).parse().unwrap()
+    }
+
+    pub fn blob_requests(&self) -> usize {
+        self.shared.blob_requests.load(Ordering::SeqCst)
+    }
+
+    pub fn storage_authorization(&self) -> Vec<Option<String>> {
+        self.shared.storage_authorization.lock().unwrap().clone()
+    }
+}
+
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    if !shared.faults.basic_auth {
+        return true;
+    }
+    // base64("user:secret")
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some("Basic dXNlcjpzZWNyZXQ=")
+}
+
+fn unauthorized() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header(header::WWW_AUTHENTICATE, r#"Basic realm="test""#)
+        .body(Body::empty())
+        .unwrap()
+}
+
+async fn manifest(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(_r): Path<String>,
+) -> Response<Body> {
+    if !authorized(&shared, &headers) {
+        return unauthorized();
+    }
+    Response::builder()
+        .header(
+            header::CONTENT_TYPE,
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+        .header(
+            "docker-content-digest",
+            shared.image.manifest_digest.to_string(),
+        )
+        .body(Body::from(shared.image.manifest.clone()))
+        .unwrap()
+}
+
+async fn blob(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(digest): Path<String>,
+) -> Response<Body> {
+    if !authorized(&shared, &headers) {
+        return unauthorized();
+    }
+    let digest: Digest = digest.parse().unwrap();
+    let Some(bytes) = shared.image.blobs.get(&digest).cloned() else {
+        return Response::builder().status(404).body(Body::empty()).unwrap();
+    };
+    if digest == shared.image.config_digest {
+        return Response::new(Body::from(bytes));
+    }
+    let n = shared.blob_requests.fetch_add(1, Ordering::SeqCst);
+    let f = &shared.faults;
+    if n < f.server_errors {
+        return Response::builder()
+            .status(500)
+            .body(Body::from("boom"))
+            .unwrap();
+    }
+    if n < f.too_many {
+        return Response::builder()
+            .status(429)
+            .header(header::RETRY_AFTER, "1")
+            .body(Body::empty())
+            .unwrap();
+    }
+    if f.redirect {
+        let port = shared.port.load(Ordering::SeqCst);
+        return Response::builder()
+            .status(307)
+            .header(
+                header::LOCATION,
+                format!("http://localhost:{port}/storage/{digest}?X-Signature=s3cr3t"),
+            )
+            .body(Body::empty())
+            .unwrap();
+    }
+    serve_blob(&shared, &headers, bytes, n)
+}
+
+async fn storage(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(digest): Path<String>,
+) -> Response<Body> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    shared.storage_authorization.lock().unwrap().push(auth);
+    let digest: Digest = digest.parse().unwrap();
+    let bytes = shared.image.blobs[&digest].clone();
+    serve_blob(&shared, &headers, bytes, usize::MAX)
+}
+
+fn serve_blob(
+    shared: &Shared,
+    headers: &HeaderMap,
+    mut bytes: Vec<u8>,
+    n: usize,
+) -> Response<Body> {
+    let f = &shared.faults;
+    if f.corrupt {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+    }
+    bytes.extend(std::iter::repeat_n(0u8, f.extra_bytes));
+    let total = bytes.len();
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| {
+            let (s, e) = r.split_once('-')?;
+            let s: usize = s.parse().ok()?;
+            let e: usize = if e.is_empty() {
+                total - 1
+            } else {
+                e.parse().ok()?
+            };
+            Some((s, e.min(total - 1)))
+        });
+    let (status, body, content_range) = match range {
+        Some((s, e)) if !f.ignore_range => (
+            206,
+            bytes[s..=e].to_vec(),
+            Some(format!("bytes {s}-{e}/{total}")),
+        ),
+        _ => (200, bytes, None),
+    };
+    let mut builder = Response::builder().status(status);
+    if let Some(cr) = content_range {
+        builder = builder.header(header::CONTENT_RANGE, cr);
+    }
+    let len = body.len();
+    if let Some((cut, times)) = f.reset_after {
+        if n < times && cut < len {
+            let head = body[..cut].to_vec();
+            let stream = futures::stream::iter(vec![
+                Ok(axum::body::Bytes::from(head)),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "reset",
+                )),
+            ]);
+            return builder
+                .header(header::CONTENT_LENGTH, len)
+                .body(Body::from_stream(stream))
+                .unwrap();
+        }
+    }
+    if f.no_length && status == 200 {
+        let stream = futures::stream::iter(
+            body.chunks(1000)
+                .map(|c| Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>(),
+        );
+        return builder.body(Body::from_stream(stream)).unwrap();
+    }
+    builder
+        .header(header::CONTENT_LENGTH, len)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// A store, record index and puller in a temporary directory.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<Store>,
+    pub puller: Puller,
+}
+
+impl Node {
+    pub fn new(insecure: &str, options: Options) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let images = Images::open(dir.path()).unwrap();
+        let registry_options = hoist::registry::Options {
+            insecure: vec![insecure.to_owned()],
+            ..Default::default()
+        };
+        let client = Arc::new(Client::new(&registry_options).unwrap());
+        let puller = Puller::new(client, Arc::clone(&store), images, options);
+        Node { dir, store, puller }
+    }
+
+    pub async fn pull(
+        &self,
+        reference: &hoist::Reference,
+        credentials: Credentials,
+    ) -> hoist::pull::Result<hoist::pull::Pulled> {
+        self.puller
+            .pull(reference, credentials, Arc::new(Silent))
+            .await
+    }
+
+    /// Asserts the store holds nothing: no snapshot, nothing staged, no image record.
+    pub fn assert_empty(&self) {
+        assert!(
+            self.store.list().unwrap().is_empty(),
+            "snapshots left: {:?}",
+            self.store.list().unwrap()
+        );
+        let staging: Vec<_> = std::fs::read_dir(self.dir.path().join("staging"))
+            .unwrap()
+            .collect();
+        assert!(staging.is_empty(), "staging left: {staging:?}");
+        assert!(self.puller.images().list().unwrap().is_empty());
+    }
+}
+
+/// Fast options for fault tests: small chunks, quick retries.
+pub fn options(chunk_size: u64) -> Options {
+    let mut o = Options::default();
+    o.fetch.chunk_size = chunk_size;
+    o.fetch.chunks_in_flight = 4;
+    o.fetch.backoff = std::time::Duration::from_millis(10);
+    o.fetch.retries = 3;
+    o
+}
