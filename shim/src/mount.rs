@@ -54,19 +54,18 @@ impl Error {
 
 /// Finds the record for `image`: a reference (normalised as Docker does) or an image ID.
 pub fn find(images: &Images, image: &str) -> Result<Record, Error> {
-    if image.starts_with("sha256:") {
-        if let Some(r) = images
+    if image.starts_with("sha256:")
+        && let Some(r) = images
             .list()?
             .into_iter()
             .find(|r| r.config.to_string() == image)
-        {
-            return Ok(r);
-        }
+    {
+        return Ok(r);
     }
-    if let Ok(reference) = image.parse::<Reference>() {
-        if let Some(r) = images.get(&reference.to_string())? {
-            return Ok(r);
-        }
+    if let Ok(reference) = image.parse::<Reference>()
+        && let Some(r) = images.get(&reference.to_string())?
+    {
+        return Ok(r);
     }
     Err(Error::NotFound(image.to_owned()))
 }

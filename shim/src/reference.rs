@@ -145,13 +145,13 @@ impl FromStr for Reference {
             Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
             None => (rest, None),
         };
-        if let Some(tag) = tag {
-            if !valid_tag(tag) {
-                return Err(Error::BadTag {
-                    reference: s.to_owned(),
-                    tag: tag.to_owned(),
-                });
-            }
+        if let Some(tag) = tag
+            && !valid_tag(tag)
+        {
+            return Err(Error::BadTag {
+                reference: s.to_owned(),
+                tag: tag.to_owned(),
+            });
         }
         let (registry, repository) = split_registry(name);
         if !valid_host(registry) {
@@ -238,10 +238,10 @@ fn valid_host(host: &str) -> bool {
             None => (host, None),
         }
     };
-    if let Some(port) = port {
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
-            return false;
-        }
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5)
+    {
+        return false;
     }
     !name.is_empty()
         && name.split('.').all(|label| {

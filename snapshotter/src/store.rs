@@ -168,13 +168,13 @@ impl Store {
         size: u64,
     ) -> Result<Committed> {
         let target = self.dir(name)?;
-        if let Some(parent) = parent {
-            if self.get(parent)?.is_none() {
-                return Err(Error::MissingParent {
-                    name: name.to_owned(),
-                    parent: parent.to_owned(),
-                });
-            }
+        if let Some(parent) = parent
+            && self.get(parent)?.is_none()
+        {
+            return Err(Error::MissingParent {
+                name: name.to_owned(),
+                parent: parent.to_owned(),
+            });
         }
         if let Some(existing) = self.get(name)? {
             return Ok(existing);
@@ -237,10 +237,10 @@ impl Store {
         for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
             let entry = entry.map_err(io_err("list", &dir))?;
             let info_path = entry.path().join("info.json");
-            if let Ok(bytes) = fs::read(&info_path) {
-                if let Ok(info) = serde_json::from_slice::<Info>(&bytes) {
-                    out.push(info);
-                }
+            if let Ok(bytes) = fs::read(&info_path)
+                && let Ok(info) = serde_json::from_slice::<Info>(&bytes)
+            {
+                out.push(info);
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -266,10 +266,10 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if let Some(dir) = self.dir.take() {
-            if let Err(e) = fs::remove_dir_all(&dir) {
-                tracing::warn!(path = %dir.display(), error = %e, "could not remove staged snapshot");
-            }
+        if let Some(dir) = self.dir.take()
+            && let Err(e) = fs::remove_dir_all(&dir)
+        {
+            tracing::warn!(path = %dir.display(), error = %e, "could not remove staged snapshot");
         }
     }
 }

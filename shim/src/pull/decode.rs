@@ -214,12 +214,12 @@ impl Read for Decoder<'_> {
             }
         };
         self.hasher.update(&buf[..n]);
-        if let Some(limit) = self.limit {
-            if self.hasher.len() > limit {
-                let message = format!("layer decompresses to more than {limit} bytes");
-                self.failed = Some((io::ErrorKind::InvalidData, message.clone()));
-                return Err(io::Error::new(io::ErrorKind::InvalidData, message));
-            }
+        if let Some(limit) = self.limit
+            && self.hasher.len() > limit
+        {
+            let message = format!("layer decompresses to more than {limit} bytes");
+            self.failed = Some((io::ErrorKind::InvalidData, message.clone()));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, message));
         }
         Ok(n)
     }

@@ -40,24 +40,24 @@ pub enum Error {
     Plan {
         /// The image.
         image: String,
-        /// Why.
-        source: plan::Error,
+        /// Why (boxed: registry errors are large and this is the cold path).
+        source: Box<plan::Error>,
     },
     /// Fetching a layer failed.
     #[error("image {image}: {source}")]
     Fetch {
         /// The image.
         image: String,
-        /// Why.
-        source: fetch::Error,
+        /// Why (boxed to keep `Result` small).
+        source: Box<fetch::Error>,
     },
     /// A layer failed verification or decompression.
     #[error("image {image}: {source}")]
     Decode {
         /// The image.
         image: String,
-        /// Why.
-        source: decode::Error,
+        /// Why (boxed to keep `Result` small).
+        source: Box<decode::Error>,
     },
     /// A layer's tar could not be unpacked (including hostile entries).
     #[error("image {image}: layer {layer}: {source}")]
@@ -250,7 +250,7 @@ impl Puller {
                 .await
                 .map_err(|source| Error::Plan {
                     image: image.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             let store_err = |source| Error::Store {
                 image: image.clone(),
@@ -472,11 +472,11 @@ impl LayerJob {
             let Some(bytes) = next else { break };
             let bytes = bytes.map_err(|source| Error::Fetch {
                 image: image.clone(),
-                source,
+                source: Box::new(source),
             })?;
             verifier.update(&bytes).map_err(|source| Error::Decode {
                 image: image.clone(),
-                source,
+                source: Box::new(source),
             })?;
             self.observer.on(Event::Fetched {
                 layer: self.index,
@@ -488,7 +488,7 @@ impl LayerJob {
         }
         verifier.finish().map_err(|source| Error::Decode {
             image: image.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let _ = tx.send(pipe::Message::End).await;
         Ok(())
@@ -506,7 +506,7 @@ impl LayerFailure {
         match self {
             LayerFailure::Decode(source) => Error::Decode {
                 image: image.to_owned(),
-                source,
+                source: Box::new(source),
             },
             LayerFailure::Unpack(source) => Error::Unpack {
                 image: image.to_owned(),

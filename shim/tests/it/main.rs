@@ -1,4 +1,6 @@
 //! Integration tests of the `hoist` library, in one binary.
 
+#![allow(clippy::unwrap_used)]
+
 mod faults;
 mod support;

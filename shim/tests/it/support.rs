@@ -345,21 +345,22 @@ fn serve_blob(
         builder = builder.header(header::CONTENT_RANGE, cr);
     }
     let len = body.len();
-    if let Some((cut, times)) = f.reset_after {
-        if n < times && cut < len {
-            let head = body[..cut].to_vec();
-            let stream = futures::stream::iter(vec![
-                Ok(axum::body::Bytes::from(head)),
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "reset",
-                )),
-            ]);
-            return builder
-                .header(header::CONTENT_LENGTH, len)
-                .body(Body::from_stream(stream))
-                .unwrap();
-        }
+    if let Some((cut, times)) = f.reset_after
+        && n < times
+        && cut < len
+    {
+        let head = body[..cut].to_vec();
+        let stream = futures::stream::iter(vec![
+            Ok(axum::body::Bytes::from(head)),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            )),
+        ]);
+        return builder
+            .header(header::CONTENT_LENGTH, len)
+            .body(Body::from_stream(stream))
+            .unwrap();
     }
     if f.no_length && status == 200 {
         let stream = futures::stream::iter(
