@@ -85,7 +85,7 @@ impl Default for Config {
 pub struct PullConfig {
     /// Platform chosen from multi-platform images, `os/arch[/variant]`. Default: this machine's.
     pub platform: Option<String>,
-    /// Bytes per HTTP Range request. Default: 8388608 (8 MiB).
+    /// Bytes per HTTP Range request. Default: 4194304 (4 MiB).
     pub chunk_size: u64,
     /// Range requests in flight for one layer. Default: 4.
     pub chunks_in_flight: usize,

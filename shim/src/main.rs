@@ -127,7 +127,7 @@ async fn pull(args: PullArgs) -> anyhow::Result<()> {
     } else {
         let mb = pulled.fetched_bytes as f64 / 1e6;
         println!(
-            "pulled {} (id {}): {} layers ({} fetched), {:.1} MB in {:.2} s, {:.1} MB/s, {:.1} MB unpacked",
+            "pulled {} (id {}): {} layers ({} fetched), {:.1} MB in {:.3} s, {:.1} MB/s, {:.1} MB unpacked",
             pulled.image,
             pulled.id,
             pulled.layers,

@@ -86,7 +86,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// How blobs are fetched.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Bytes per Range request. Default: 8 MiB.
+    /// Bytes per Range request. Default: 4 MiB.
     pub chunk_size: u64,
     /// Range requests in flight for one blob. Default: 4.
     pub chunks_in_flight: usize,
@@ -101,7 +101,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            chunk_size: 8 << 20,
+            chunk_size: 4 << 20,
             chunks_in_flight: 4,
             retries: 5,
             backoff: Duration::from_millis(200),

@@ -1,0 +1,396 @@
+# shellcheck shell=bash
+# lib.sh: the real parts Hoist's scripts run against, started and stopped from bash.
+#
+# Sourced by scripts/test.sh, scripts/demo.sh and scripts/bench.sh. It owns:
+#   hoist_install_deps             install containerd, docker-registry, skopeo, runc (and curl,
+#                                  htpasswd) with apt-get, only when one of their commands is missing
+#   hoist_start_registry DIR [U:P] Debian's docker-registry (CNCF distribution) on 127.0.0.1, a free
+#                                  port, storage and config in DIR; exports HOIST_TEST_REGISTRY, or with
+#                                  basic auth U:P, HOIST_TEST_AUTH_REGISTRY and HOIST_TEST_AUTH_REGISTRY_CREDS
+#   hoist_start_containerd DIR     Debian's containerd with root, state, socket and config under DIR;
+#                                  exports HOIST_TEST_CONTAINERD_SOCKET, HOIST_TEST_CONTAINERD_ROOT and
+#                                  HOIST_TEST_CONTAINERD_CRI (1 when the CRI plugin loaded, 0 when disabled)
+#   hoist_stop_services            stops everything started here, idempotent, meant for a trap
+#   hoist_cleanup_on_exit          installs that trap for EXIT, INT and TERM
+#
+# Every server listens on 127.0.0.1 or a unix socket under its DIR only. Logs go to DIR/*.log,
+# pids to DIR/*.pid. Servers run in a session of their own, so Ctrl-C reaches only the script and
+# its trap stops things in order: containerd's tasks and containers (so no shim or runc state is
+# left in /run/containerd), the servers, then any mount still below a service DIR (put
+# `ctr images mount` targets there). Pass `--fifo-dir DIR/fifo` to `ctr run` too: ctr's default
+# FIFO directory is /run/containerd/fifo.
+#
+# Usage:
+#   source scripts/lib.sh
+#   hoist_install_deps
+#   hoist_cleanup_on_exit
+#   dir=$(mktemp -d)
+#   hoist_start_registry "$dir/registry"
+#   hoist_start_containerd "$dir/containerd"
+
+# Pids of the servers started here, stopped in reverse order.
+HOIST_SERVICE_PIDS=(${HOIST_SERVICE_PIDS[@]+"${HOIST_SERVICE_PIDS[@]}"})
+# Directories services were started in, for the unmount sweep.
+HOIST_SERVICE_DIRS=(${HOIST_SERVICE_DIRS[@]+"${HOIST_SERVICE_DIRS[@]}"})
+# containerd sockets started here: their shims outlive containerd and are stopped by address.
+HOIST_SERVICE_SOCKETS=(${HOIST_SERVICE_SOCKETS[@]+"${HOIST_SERVICE_SOCKETS[@]}"})
+
+hoist_log() {
+    printf '[hoist] %s\n' "$*" >&2
+}
+
+# hoist_install_deps: apt-get update + install only the packages whose command is missing.
+hoist_install_deps() {
+    local pair cmd pkg missing=()
+    for pair in containerd:containerd ctr:containerd containerd-shim-runc-v2:containerd \
+        docker-registry:docker-registry skopeo:skopeo runc:runc curl:curl htpasswd:apache2-utils; do
+        cmd=${pair%%:*}
+        pkg=${pair#*:}
+        if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x /usr/sbin/$cmd ]]; then
+            [[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")
+        fi
+    done
+    if ((${#missing[@]} == 0)); then
+        return 0
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        hoist_log "missing packages ${missing[*]}: run as root to install them"
+        return 1
+    fi
+    hoist_log "installing ${missing[*]}"
+    # Keep the packages' own services (a registry on :5000, a system containerd) from starting:
+    # the scripts start their own, bound to 127.0.0.1 with their own state.
+    local policy=/usr/sbin/policy-rc.d created_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy" && created_policy=1
+    fi
+    local rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get update -q || rc=$?
+    if ((rc == 0)); then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" || rc=$?
+    fi
+    if ((created_policy)); then
+        rm -f "$policy"
+    fi
+    return "$rc"
+}
+
+# _hoist_track PID DIR: remember a server for hoist_stop_services.
+_hoist_track() {
+    HOIST_SERVICE_PIDS+=("$1")
+    if [[ " ${HOIST_SERVICE_DIRS[*]-} " != *" $2 "* ]]; then
+        HOIST_SERVICE_DIRS+=("$2")
+    fi
+}
+
+# _hoist_spawn LOG PIDFILE COMMAND...: start a server in a session of its own, so that Ctrl-C (a
+# SIGINT to the script's process group) reaches the script, whose trap then stops the servers in
+# order (containers before containerd), instead of killing them mid-flight. Sets HOIST_SPAWNED_PID.
+_hoist_spawn() {
+    local log=$1 pidfile=$2 i
+    shift 2
+    rm -f "$pidfile"
+    # setsid forks only when started as a process group leader (interactive shells); the pid file
+    # names the process that execs the server either way.
+    # shellcheck disable=SC2016 # $$ and $@ are for the inner shell
+    setsid bash -c 'echo $$ >"$0" && exec "$@"' "$pidfile" "$@" >>"$log" 2>&1 </dev/null &
+    for i in $(seq 1 100); do
+        [[ -s $pidfile ]] && break
+        sleep 0.02
+    done
+    HOIST_SPAWNED_PID=$(cat "$pidfile" 2>/dev/null || echo "$!")
+}
+
+# _hoist_random_free_port: a TCP port nothing listens on now (the caller retries on a race).
+_hoist_random_free_port() {
+    local port
+    while true; do
+        port=$((20000 + RANDOM % 40000))
+        if ! ss -Htln "sport = :$port" 2>/dev/null | grep -q .; then
+            echo "$port"
+            return 0
+        fi
+    done
+}
+
+# hoist_start_registry DIR [USER:PASSWORD]: docker-registry on 127.0.0.1:<free port>.
+hoist_start_registry() {
+    local dir=${1:?usage: hoist_start_registry DIR [USER:PASSWORD]} creds=${2:-}
+    mkdir -p "$dir/storage" || return 1
+    dir=$(cd "$dir" && pwd) || return 1
+    local auth=""
+    if [[ -n $creds ]]; then
+        if [[ $creds != *:* ]]; then
+            hoist_log "registry credentials must be USER:PASSWORD"
+            return 1
+        fi
+        htpasswd -Bbc "$dir/htpasswd" "${creds%%:*}" "${creds#*:}" 2>/dev/null || return 1
+        auth=$'auth:\n  htpasswd:\n    realm: hoist\n    path: '"$dir/htpasswd"
+    fi
+    local attempt port pid code
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        port=$(_hoist_random_free_port)
+        cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$port
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: false
+$auth
+EOF
+        _hoist_spawn "$dir/registry.log" "$dir/registry.pid" docker-registry serve "$dir/config.yml"
+        pid=$HOIST_SPAWNED_PID
+        _hoist_track "$pid" "$dir"
+        local i
+        for i in $(seq 1 100); do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                break
+            fi
+            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/v2/" || true)
+            if [[ $code == 200 || ($code == 401 && -n $creds) ]]; then
+                if [[ -n $creds ]]; then
+                    export HOIST_TEST_AUTH_REGISTRY=127.0.0.1:$port
+                    export HOIST_TEST_AUTH_REGISTRY_CREDS=$creds
+                else
+                    export HOIST_TEST_REGISTRY=127.0.0.1:$port
+                fi
+                hoist_log "registry on 127.0.0.1:$port (pid $pid, dir $dir${creds:+, basic auth})"
+                return 0
+            fi
+            sleep 0.1
+        done
+        _hoist_stop_pid "$pid"
+        if grep -q 'address already in use' "$dir/registry.log" 2>/dev/null; then
+            hoist_log "registry port $port was taken, retrying (attempt $attempt)"
+            : >"$dir/registry.log"
+            continue
+        fi
+        hoist_log "registry did not answer on 127.0.0.1:$port; its log ($dir/registry.log):"
+        tail -n 20 "$dir/registry.log" >&2
+        return 1
+    done
+    hoist_log "registry: no free port after 10 attempts"
+    return 1
+}
+
+# _hoist_write_containerd_config DIR CRI(0|1)
+_hoist_write_containerd_config() {
+    local dir=$1 cri=$2 disabled='"io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"'
+    if ((cri == 0)); then
+        disabled+=', "io.containerd.grpc.v1.cri"'
+    fi
+    cat >"$dir/config.toml" <<EOF
+# Written by scripts/lib.sh: a containerd of its own for Hoist's tests.
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = [$disabled]
+
+[grpc]
+  address = "$dir/containerd.sock"
+
+[ttrpc]
+  address = "$dir/containerd.sock.ttrpc"
+
+[debug]
+  address = ""
+  level = "info"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+EOF
+}
+
+# _hoist_containerd_up DIR PID: wait until `ctr version` answers (30 s).
+_hoist_containerd_up() {
+    local dir=$1 pid=$2 i
+    for i in $(seq 1 300); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        if ctr --address "$dir/containerd.sock" version >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# hoist_start_containerd DIR: containerd with root, state and socket under DIR.
+hoist_start_containerd() {
+    local dir=${1:?usage: hoist_start_containerd DIR}
+    mkdir -p "$dir" || return 1
+    dir=$(cd "$dir" && pwd) || return 1
+    local sock=$dir/containerd.sock
+    # sun_path is 108 bytes, and containerd also listens on SOCKET.ttrpc.
+    if ((${#sock} > 100)); then
+        hoist_log "containerd socket path $sock is too long for a unix socket; use a shorter DIR"
+        return 1
+    fi
+    local cri pid
+    for cri in 1 0; do
+        _hoist_write_containerd_config "$dir" "$cri"
+        _hoist_spawn "$dir/containerd.log" "$dir/containerd.pid" containerd --config "$dir/config.toml"
+        pid=$HOIST_SPAWNED_PID
+        _hoist_track "$pid" "$dir"
+        HOIST_SERVICE_SOCKETS+=("$sock")
+        if ! _hoist_containerd_up "$dir" "$pid"; then
+            hoist_log "containerd did not answer on $sock; its log ($dir/containerd.log):"
+            tail -n 20 "$dir/containerd.log" >&2
+            _hoist_stop_pid "$pid"
+            return 1
+        fi
+        if ((cri == 0)); then
+            hoist_log "containerd CRI plugin disabled: it did not load (see $dir/containerd.log)"
+            break
+        fi
+        local status
+        status=$(ctr --address "$sock" plugins ls 2>/dev/null | awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" {print $NF}')
+        if [[ $status == ok ]]; then
+            break
+        fi
+        hoist_log "containerd CRI plugin status '${status:-missing}', restarting containerd without it"
+        _hoist_stop_pid "$pid"
+    done
+    export HOIST_TEST_CONTAINERD_SOCKET=$sock
+    export HOIST_TEST_CONTAINERD_ROOT=$dir/root
+    export HOIST_TEST_CONTAINERD_CRI=$cri
+    hoist_log "containerd on $sock (pid $pid, root $dir/root, cri $cri)"
+}
+
+# _hoist_alive PID: running, not a zombie and not yet reaped. bash reaps exited children on its
+# own (keeping the status for `wait`), so /proc/PID may vanish between any two checks: a PID whose
+# stat cannot be read counts as gone.
+_hoist_alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)
+    [[ -n $state && $state != Z ]]
+}
+
+# _hoist_stop_pid PID: TERM, up to 10 s, then KILL; reaps it when it is our child.
+_hoist_stop_pid() {
+    local pid=$1 i
+    # Every command here tolerates failure: this runs from traps in `set -e` scripts, and
+    # `wait` returns the child's 143 after a TERM.
+    if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid" 2>/dev/null || true
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+        if ! _hoist_alive "$pid"; then
+            break
+        fi
+        sleep 0.1
+    done
+    if _hoist_alive "$pid"; then
+        hoist_log "pid $pid ignored SIGTERM for 10 s, killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    return 0
+}
+
+# _hoist_descendants PID: PID's children, grandchildren, ... (one per line).
+_hoist_descendants() {
+    local child
+    for child in $(cat "/proc/$1/task/"*/children 2>/dev/null || true); do
+        echo "$child"
+        _hoist_descendants "$child"
+    done
+}
+
+# _hoist_stop_shims SOCKET: the runc shims (and their containers) of the containerd on SOCKET.
+# A shim deliberately outlives containerd; it carries the address it serves in its command line.
+_hoist_stop_shims() {
+    local sock=$1 cmdline pid p args
+    for cmdline in /proc/[0-9]*/cmdline; do
+        pid=${cmdline#/proc/}
+        pid=${pid%/cmdline}
+        args=$(tr '\0' ' ' 2>/dev/null <"$cmdline" || true)
+        if [[ $args == *containerd-shim*" -address $sock "* ]]; then
+            for p in $(_hoist_descendants "$pid") "$pid"; do
+                kill -KILL "$p" 2>/dev/null || true
+            done
+        fi
+    done
+}
+
+# _hoist_stop_containers SOCKET: kill and delete every task and container of every namespace, so
+# runc's state (/run/containerd/runc/NS/ID) and the shims go away with them.
+_hoist_stop_containers() {
+    local sock=$1 ns id
+    local ctr=(timeout 20 ctr --address "$sock")
+    for ns in $("${ctr[@]}" namespaces ls -q 2>/dev/null || true); do
+        for id in $("${ctr[@]}" -n "$ns" tasks ls -q 2>/dev/null || true); do
+            "${ctr[@]}" -n "$ns" tasks kill -a -s SIGKILL "$id" >/dev/null 2>&1 || true
+        done
+        for id in $("${ctr[@]}" -n "$ns" tasks ls -q 2>/dev/null || true); do
+            "${ctr[@]}" -n "$ns" tasks delete -f "$id" >/dev/null 2>&1 || true
+        done
+        for id in $("${ctr[@]}" -n "$ns" containers ls -q 2>/dev/null || true); do
+            "${ctr[@]}" -n "$ns" containers delete "$id" >/dev/null 2>&1 || true
+        done
+    done
+}
+
+# _hoist_unmount_under DIR: unmount everything mounted at or below DIR, deepest first.
+_hoist_unmount_under() {
+    local dir=$1 target
+    awk -v d="$dir" '{ t = $5; gsub(/\\040/, " ", t); if (t == d || index(t, d "/") == 1) print t }' \
+        /proc/self/mountinfo 2>/dev/null | sort -r | while IFS= read -r target; do
+        umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || hoist_log "could not unmount $target"
+    done
+}
+
+# hoist_stop_services: stop every server started here; safe to call twice and from a trap.
+hoist_stop_services() {
+    local i sock dir
+    for sock in ${HOIST_SERVICE_SOCKETS[@]+"${HOIST_SERVICE_SOCKETS[@]}"}; do
+        _hoist_stop_containers "$sock"
+        # Whatever survived (containerd already gone, a wedged task) is killed outright.
+        _hoist_stop_shims "$sock"
+    done
+    for ((i = ${#HOIST_SERVICE_PIDS[@]} - 1; i >= 0; i--)); do
+        _hoist_stop_pid "${HOIST_SERVICE_PIDS[$i]}"
+    done
+    for dir in ${HOIST_SERVICE_DIRS[@]+"${HOIST_SERVICE_DIRS[@]}"}; do
+        _hoist_unmount_under "$dir"
+        rm -f "$dir/registry.pid" "$dir/containerd.pid" || true
+    done
+    HOIST_SERVICE_PIDS=()
+    HOIST_SERVICE_SOCKETS=()
+    HOIST_SERVICE_DIRS=()
+    return 0
+}
+
+# hoist_cleanup_on_exit: stop the services when the script exits, fails or is interrupted.
+hoist_cleanup_on_exit() {
+    trap hoist_stop_services EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Everything the tests need, then all tests: installs the real parts (containerd, docker-registry,
+# skopeo, runc) when missing, checks formatting and lints, then runs the whole test suite beside a
+# plain registry, a registry with basic auth and a containerd of their own, started on 127.0.0.1
+# in a temporary directory and stopped afterwards (scripts/with-services.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+hoist_install_deps
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test (with a registry and containerd)"
+# Tests that need the services fail (rather than skip) when they are missing.
+HOIST_TEST_REQUIRE_SERVICES=1 scripts/with-services.sh cargo test --workspace --locked

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# with-services.sh: run a command beside the real parts the harness's integration tests need.
+#
+# Starts (through scripts/lib.sh) a plain-HTTP registry, a registry with basic auth and a
+# containerd of its own, exports HOIST_TEST_* for them, runs the command, and stops everything
+# on exit or interrupt. For development:
+#
+#   scripts/with-services.sh cargo test -p hoist-harness
+#   HOIST_SERVICES_DIR=/tmp/hs scripts/with-services.sh sleep infinity &   # then: source /tmp/hs/env
+#
+# The services' directory is removed afterwards unless HOIST_SERVICES_DIR names it.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+
+if (($# == 0)); then
+    echo "usage: $0 COMMAND [ARG]..." >&2
+    exit 2
+fi
+
+hoist_install_deps
+if [[ -n ${HOIST_SERVICES_DIR:-} ]]; then
+    services_dir=$HOIST_SERVICES_DIR
+    mkdir -p "$services_dir"
+    trap hoist_stop_services EXIT
+else
+    services_dir=$(mktemp -d /tmp/hoist-services.XXXXXX)
+    trap 'hoist_stop_services; rm -rf "$services_dir"' EXIT
+fi
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+hoist_start_registry "$services_dir/registry"
+hoist_start_registry "$services_dir/auth-registry" hoist:hoist-test-password
+hoist_start_containerd "$services_dir/containerd"
+export -p | grep ' HOIST_TEST_' >"$services_dir/env"
+
+"$@"
