@@ -43,7 +43,8 @@ hoist_log() {
 hoist_install_deps() {
     local pair cmd pkg missing=()
     for pair in containerd:containerd ctr:containerd containerd-shim-runc-v2:containerd \
-        docker-registry:docker-registry skopeo:skopeo runc:runc curl:curl htpasswd:apache2-utils; do
+        docker-registry:docker-registry skopeo:skopeo runc:runc curl:curl htpasswd:apache2-utils \
+        openssl:openssl; do
         cmd=${pair%%:*}
         pkg=${pair#*:}
         if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x /usr/sbin/$cmd ]]; then
@@ -114,11 +115,33 @@ _hoist_random_free_port() {
     done
 }
 
-# hoist_start_registry DIR [USER:PASSWORD]: docker-registry on 127.0.0.1:<free port>.
+# _hoist_make_certs DIR: a throwaway CA (DIR/ca.pem) and a server certificate for 127.0.0.1
+# signed by it (DIR/cert.pem, DIR/key.pem).
+_hoist_make_certs() {
+    local dir=$1
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=hoist test CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.pem" >/dev/null 2>&1 || return 1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$dir/key.pem" -out "$dir/cert.csr" >/dev/null 2>&1 || return 1
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$dir/ext.cnf"
+    openssl x509 -req -in "$dir/cert.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+        -days 2 -extfile "$dir/ext.cnf" -out "$dir/cert.pem" >/dev/null 2>&1
+}
+
+# hoist_start_registry DIR [USER:PASSWORD] [tls]: docker-registry on 127.0.0.1:<free port>.
+# With `tls` it serves HTTPS with a certificate from a CA made for it, and exports
+# HOIST_TEST_TLS_REGISTRY and HOIST_TEST_TLS_CA (the CA's PEM file).
 hoist_start_registry() {
-    local dir=${1:?usage: hoist_start_registry DIR [USER:PASSWORD]} creds=${2:-}
+    local dir=${1:?usage: hoist_start_registry DIR [USER:PASSWORD] [tls]} creds=${2:-} tls=${3:-}
     mkdir -p "$dir/storage" || return 1
     dir=$(cd "$dir" && pwd) || return 1
+    local tls_config="" scheme=http curl_tls=()
+    if [[ $tls == tls ]]; then
+        _hoist_make_certs "$dir" || { hoist_log "could not make test certificates in $dir"; return 1; }
+        tls_config=$'  tls:\n    certificate: '"$dir/cert.pem"$'\n    key: '"$dir/key.pem"
+        scheme=https
+        curl_tls=(--cacert "$dir/ca.pem")
+    fi
     local auth=""
     if [[ -n $creds ]]; then
         if [[ $creds != *:* ]]; then
@@ -146,6 +169,7 @@ storage:
     blobdescriptor: inmemory
 http:
   addr: 127.0.0.1:$port
+$tls_config
   headers:
     X-Content-Type-Options: [nosniff]
 health:
@@ -161,15 +185,18 @@ EOF
             if ! kill -0 "$pid" 2>/dev/null; then
                 break
             fi
-            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/v2/" || true)
+            code=$(curl -s "${curl_tls[@]}" -o /dev/null -w '%{http_code}' --max-time 2 "$scheme://127.0.0.1:$port/v2/" || true)
             if [[ $code == 200 || ($code == 401 && -n $creds) ]]; then
-                if [[ -n $creds ]]; then
+                if [[ $tls == tls ]]; then
+                    export HOIST_TEST_TLS_REGISTRY=127.0.0.1:$port
+                    export HOIST_TEST_TLS_CA=$dir/ca.pem
+                elif [[ -n $creds ]]; then
                     export HOIST_TEST_AUTH_REGISTRY=127.0.0.1:$port
                     export HOIST_TEST_AUTH_REGISTRY_CREDS=$creds
                 else
                     export HOIST_TEST_REGISTRY=127.0.0.1:$port
                 fi
-                hoist_log "registry on 127.0.0.1:$port (pid $pid, dir $dir${creds:+, basic auth})"
+                hoist_log "registry on $scheme://127.0.0.1:$port (pid $pid, dir $dir${creds:+, basic auth})"
                 return 0
             fi
             sleep 0.1

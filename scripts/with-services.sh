@@ -34,6 +34,7 @@ trap 'exit 143' TERM
 
 hoist_start_registry "$services_dir/registry"
 hoist_start_registry "$services_dir/auth-registry" hoist:hoist-test-password
+hoist_start_registry "$services_dir/tls-registry" "" tls
 hoist_start_containerd "$services_dir/containerd"
 export -p | grep ' HOIST_TEST_' >"$services_dir/env"
 

@@ -15,3 +15,4 @@ mod hoist;
 mod pull;
 mod push;
 mod services;
+mod tls;

@@ -54,3 +54,11 @@ pub fn plain_http() -> PullOptions {
         credentials: None,
     }
 }
+
+/// `HOST:PORT` of the HTTPS registry and the PEM file of the CA that signed its certificate.
+pub fn tls_registry() -> (String, PathBuf) {
+    (
+        required("HOIST_TEST_TLS_REGISTRY"),
+        PathBuf::from(required("HOIST_TEST_TLS_CA")),
+    )
+}

@@ -18,7 +18,7 @@ use auth::{TokenCache, TokenResponse};
 pub enum Error {
     /// The request could not be sent or its body not read (connection refused or reset,
     /// timeout, TLS failure). The URL is printed without its query, which may hold a signature.
-    #[error("{url}: {source}")]
+    #[error("{url}: {}", chain(source))]
     Transport {
         /// Where the request went.
         url: String,
@@ -101,6 +101,22 @@ impl Error {
 
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes, `: `-separated: reqwest's own message ("error sending request")
+/// says nothing of the cause (connection refused, certificate not trusted).
+fn chain(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
 
 /// A URL fit for logs and errors: no query (pre-signed blob URLs carry signatures there) and
 /// no user info.

@@ -254,3 +254,37 @@ async fn repeat_pull_fetches_nothing() {
         "no layer blob was requested again"
     );
 }
+
+#[tokio::test]
+async fn bearer_token_flow_fetches_one_token_for_the_repository() {
+    let faults = Faults {
+        bearer_auth: true,
+        ..Faults::default()
+    };
+    let registry = FaultyRegistry::start(three_layers(Comp::Gzip), faults).await;
+    let node = Node::new(&registry.host(), options(64 << 10));
+    let wrong = Credentials::Basic {
+        username: "user".into(),
+        password: Secret::new("wrong-password"),
+    };
+    let err = node
+        .pull(&registry.reference(), wrong)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("refused access") && !err.contains("wrong-password"),
+        "{err}"
+    );
+    node.assert_empty();
+    let credentials = Credentials::Basic {
+        username: "user".into(),
+        password: Secret::new("secret"),
+    };
+    let result = node.pull(&registry.reference(), credentials).await;
+    assert_pulled(&node, &result);
+    let tokens = registry.token_requests();
+    // One refused request with the wrong password, then one token reused for every request.
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    assert!(registry.blob_requests() > 3);
+}

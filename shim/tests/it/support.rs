@@ -149,6 +149,8 @@ pub struct Faults {
     pub redirect: bool,
     /// Require Basic auth `user:secret` on /v2/.
     pub basic_auth: bool,
+    /// Require a Bearer token from `/token` (which wants Basic `user:secret`) on /v2/.
+    pub bearer_auth: bool,
 }
 
 #[derive(Debug)]
@@ -157,6 +159,7 @@ struct Shared {
     faults: Faults,
     blob_requests: AtomicUsize,
     storage_authorization: Mutex<Vec<Option<String>>>,
+    token_requests: Mutex<Vec<String>>,
     port: AtomicUsize,
 }
 
@@ -174,6 +177,7 @@ impl FaultyRegistry {
             faults,
             blob_requests: AtomicUsize::new(0),
             storage_authorization: Mutex::new(Vec::new()),
+            token_requests: Mutex::new(Vec::new()),
             port: AtomicUsize::new(0),
         });
         let app = axum::Router::new()
@@ -181,6 +185,7 @@ impl FaultyRegistry {
             .route("/v2/test/app/manifests/{reference}", get(manifest))
             .route("/v2/test/app/blobs/{digest}", get(blob))
             .route("/storage/{digest}", get(storage))
+            .route("/token", get(token))
             .with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -204,23 +209,64 @@ impl FaultyRegistry {
     pub fn storage_authorization(&self) -> Vec<Option<String>> {
         self.shared.storage_authorization.lock().unwrap().clone()
     }
+
+    /// The query strings the token endpoint was asked with.
+    pub fn token_requests(&self) -> Vec<String> {
+        self.shared.token_requests.lock().unwrap().clone()
+    }
+}
+
+const BEARER: &str = "Bearer tok-for-test-app";
+
+async fn token(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response<Body> {
+    let query = query.unwrap_or_default();
+    shared.token_requests.lock().unwrap().push(query.clone());
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if basic != Some("Basic dXNlcjpzZWNyZXQ=") {
+        return Response::builder().status(401).body(Body::empty()).unwrap();
+    }
+    if !query.contains("scope=repository%3Atest%2Fapp%3Apull")
+        || !query.contains("service=test-registry")
+    {
+        return Response::builder()
+            .status(400)
+            .body(Body::from(query))
+            .unwrap();
+    }
+    Response::new(Body::from(
+        r#"{"token":"tok-for-test-app","expires_in":300}"#,
+    ))
 }
 
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
-    if !shared.faults.basic_auth {
-        return true;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if shared.faults.bearer_auth {
+        return given == Some(BEARER);
     }
     // base64("user:secret")
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        == Some("Basic dXNlcjpzZWNyZXQ=")
+    !shared.faults.basic_auth || given == Some("Basic dXNlcjpzZWNyZXQ=")
 }
 
-fn unauthorized() -> Response<Body> {
+fn unauthorized(shared: &Shared) -> Response<Body> {
+    let challenge = if shared.faults.bearer_auth {
+        let port = shared.port.load(Ordering::SeqCst);
+        format!(
+            r#"Bearer realm="http://127.0.0.1:{port}/token",service="test-registry",scope="repository:test/app:pull""#
+        )
+    } else {
+        r#"Basic realm="test""#.to_owned()
+    };
     Response::builder()
         .status(StatusCode::UNAUTHORIZED)
-        .header(header::WWW_AUTHENTICATE, r#"Basic realm="test""#)
+        .header(header::WWW_AUTHENTICATE, challenge)
         .body(Body::empty())
         .unwrap()
 }
@@ -231,7 +277,7 @@ async fn manifest(
     Path(_r): Path<String>,
 ) -> Response<Body> {
     if !authorized(&shared, &headers) {
-        return unauthorized();
+        return unauthorized(&shared);
     }
     Response::builder()
         .header(
@@ -252,7 +298,7 @@ async fn blob(
     Path(digest): Path<String>,
 ) -> Response<Body> {
     if !authorized(&shared, &headers) {
-        return unauthorized();
+        return unauthorized(&shared);
     }
     let digest: Digest = digest.parse().unwrap();
     let Some(bytes) = shared.image.blobs.get(&digest).cloned() else {
