@@ -18,19 +18,5 @@ pub mod tree;
 
 pub use credentials::Credentials;
 
-/// What kind of failure an error is, for callers that map errors onto exit codes or statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A file, image or tool that should exist does not.
-    NotFound,
-    /// The caller asked for something that cannot be done (bad path, zstd with Docker types).
-    InvalidArgument,
-    /// The operating system refused (not root, read-only file system).
-    PermissionDenied,
-    /// A registry rejected the credentials.
-    Unauthenticated,
-    /// A tool or server failed or could not be reached.
-    Unavailable,
-    /// Everything else: a bug or an unexpected I/O failure.
-    Internal,
-}
+/// What kind of failure an error is: the same kinds as the library's errors.
+pub use hoist::error::Kind;

@@ -4,8 +4,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use hoist_harness::image::{Compression, MediaTypes, layout};
-use hoist_harness::skopeo;
+use hoist_harness::image::{Compression, MediaTypes};
 use hoist_harness::tree::{self, Difference, Field};
 
 use crate::{fixtures, services};
@@ -13,18 +12,8 @@ use crate::{fixtures, services};
 #[test]
 fn compare_two_containerd_mounts_finds_planted_differences() {
     let image = fixtures::every_kind(Compression::Gzip, MediaTypes::Oci);
-    let dir = tempfile::tempdir().unwrap();
-    let written = layout::write(&image, dir.path(), "it", &layout::Options::default()).unwrap();
-    let repository = format!("{}/hoist-it/compare", services::registry());
-    let pushed = skopeo::push(
-        &written,
-        &repository,
-        "v1",
-        &[],
-        &skopeo::Options::default(),
-    )
-    .unwrap();
-    let reference = &pushed.references[0];
+    let (_written, reference) = fixtures::push(&image, "compare");
+    let reference = &reference;
     let ctr = services::ctr();
     ctr.pull(reference, &services::plain_http()).unwrap();
 

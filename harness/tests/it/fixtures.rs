@@ -1,6 +1,26 @@
 //! Images used by several tests.
 
-use hoist_harness::image::{Compression, Content, Entry, Image, Layer, MediaTypes};
+use hoist_harness::image::{Compression, Content, Entry, Image, Layer, MediaTypes, layout};
+use hoist_harness::skopeo;
+
+use crate::services;
+
+/// Writes `image` as a layout and pushes it to the test registry as `hoist-it/NAME:v1`;
+/// returns what was written and the pushed reference.
+pub fn push(image: &Image, name: &str) -> (layout::Written, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let written = layout::write(image, dir.path(), "it", &layout::Options::default()).unwrap();
+    let repository = format!("{}/hoist-it/{name}", services::registry());
+    let pushed = skopeo::push(
+        &written,
+        &repository,
+        "v1",
+        &[],
+        &skopeo::Options::default(),
+    )
+    .unwrap();
+    (written, pushed.references[0].clone())
+}
 
 /// Two layers with every entry kind, odd modes, owners, xattrs, long names, links, whiteouts and
 /// an opaque directory, so one mount exercises everything an unpacker must get right.

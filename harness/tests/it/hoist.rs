@@ -8,8 +8,7 @@ use std::sync::Arc;
 use hoist::images::Images;
 use hoist::pull::{Options, Puller, Silent};
 use hoist::registry::{Client, Credentials};
-use hoist_harness::image::{Compression, Entry, Generated, Image, Layer, MediaTypes, Mix, layout};
-use hoist_harness::skopeo;
+use hoist_harness::image::{Compression, Entry, Generated, Image, Layer, MediaTypes, Mix};
 use hoist_harness::tree::{self, Tree};
 use hoist_snapshotter::Store;
 
@@ -34,19 +33,7 @@ fn differences(left: &std::path::Path, right: &std::path::Path) -> Vec<String> {
 
 /// Pushes `image`, pulls it with Hoist and with containerd, mounts both, and compares.
 async fn same_as_containerd(image: &Image, name: &str) {
-    let layout_dir = tempfile::tempdir().unwrap();
-    let written =
-        layout::write(image, layout_dir.path(), "it", &layout::Options::default()).unwrap();
-    let repository = format!("{}/hoist-vs-ctr/{name}", services::registry());
-    let pushed = skopeo::push(
-        &written,
-        &repository,
-        "v1",
-        &[],
-        &skopeo::Options::default(),
-    )
-    .unwrap();
-    let reference = pushed.references[0].clone();
+    let (written, reference) = fixtures::push(image, &format!("hoist-vs-ctr-{name}"));
 
     let root = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(root.path()).unwrap());
