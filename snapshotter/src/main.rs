@@ -1,6 +1,9 @@
-//! `hoist-snapshotter --root DIR --socket PATH`: serves the snapshot store alone.
-//! The containerd snapshots service lands with the snapshotter issue; today this opens (and
-//! cleans) the store and reports what it holds.
+//! `hoist-snapshotter --root DIR --socket PATH`: serves one snapshot store to containerd as a
+//! proxy snapshotter, until SIGTERM or SIGINT.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -10,21 +13,53 @@ use clap::Parser;
 #[command(version)]
 struct Args {
     /// The store's root directory.
-    #[arg(long, default_value = "/var/lib/hoist")]
-    root: std::path::PathBuf,
-    /// The unix socket to serve containerd's snapshots API on.
-    #[arg(long, default_value = "/run/hoist/snapshots.sock")]
-    socket: std::path::PathBuf,
+    #[arg(long, env = "HOIST_SNAPSHOTTER_ROOT", default_value = "/var/lib/hoist")]
+    root: PathBuf,
+    /// The unix socket to serve containerd's snapshots API on (created with mode 0660).
+    #[arg(
+        long,
+        env = "HOIST_SNAPSHOTTER_SOCKET",
+        default_value = "/run/hoist/snapshots.sock"
+    )]
+    socket: PathBuf,
 }
 
-fn main() -> anyhow::Result<()> {
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "no signal handler; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     let args = Args::parse();
-    let store = hoist_snapshotter::Store::open(&args.root)
-        .with_context(|| format!("opening store {}", args.root.display()))?;
-    let n = store.list()?.len();
-    anyhow::bail!(
-        "{n} snapshots in {}; serving {} is not implemented yet",
-        args.root.display(),
-        args.socket.display()
-    )
+    let root = args.root.clone();
+    let store = tokio::task::spawn_blocking(move || hoist_snapshotter::Store::open(root))
+        .await?
+        .with_context(|| format!("opening the snapshot store {}", args.root.display()))?;
+    hoist_snapshotter::service::serve(Arc::new(store), &args.socket, shutdown())
+        .await
+        .with_context(|| format!("serving {}", args.socket.display()))?;
+    Ok(())
 }

@@ -1,0 +1,132 @@
+//! containerd's snapshots gRPC service (`containerd.services.snapshots.v1.Snapshots`) over a
+//! unix socket, for containerd's `[proxy_plugins]`:
+//!
+//! ```toml
+//! [proxy_plugins.hoist]
+//!   type = "snapshot"
+//!   address = "/run/hoist/snapshots.sock"
+//! ```
+//!
+//! [`serve`] is the entry point (`hoist serve` and `hoist-snapshotter` call it); [`server`] gives
+//! the bare tonic service for a caller that runs its own server. The tonic glue lives in
+//! private `wrap.rs` and `convert.rs`; the store knows nothing of gRPC.
+
+mod convert;
+mod wrap;
+
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::UnixListener;
+
+use crate::error::Kind;
+use crate::proto::containerd::services::snapshots::v1::snapshots_server::SnapshotsServer;
+use crate::store::Store;
+pub use wrap::Service;
+
+/// Failures of the service as a whole (a single request's failure is a gRPC status instead).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket could not be set up.
+    #[error("snapshots socket {path}: {op}: {source}")]
+    Socket {
+        /// What was being done.
+        op: &'static str,
+        /// The socket path.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Something other than a socket is in the way at the socket path.
+    #[error("snapshots socket {path}: exists and is not a socket")]
+    NotASocket {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// The gRPC server failed.
+    #[error("snapshots service on {path}: {source}")]
+    Serve {
+        /// The socket path.
+        path: PathBuf,
+        /// tonic's error.
+        source: tonic::transport::Error,
+    },
+}
+
+impl Error {
+    /// The kind of failure.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Error::NotASocket { .. } => Kind::InvalidArgument,
+            Error::Socket { .. } | Error::Serve { .. } => Kind::Internal,
+        }
+    }
+}
+
+/// `Result` with this module's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The snapshots service for `store`, to add to a tonic server.
+pub fn server(store: Arc<Store>) -> SnapshotsServer<Service> {
+    SnapshotsServer::new(Service::new(store))
+}
+
+/// Binds `socket` (mode 0660, replacing a stale socket file) and serves the snapshots service
+/// from `store` until `shutdown` completes; then removes the socket file.
+pub async fn serve(
+    store: Arc<Store>,
+    socket: &Path,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let listener = bind(socket)?;
+    tracing::info!(socket = %socket.display(), root = %store.root().display(), "serving containerd snapshots");
+    let incoming = futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        Some((accepted, listener))
+    });
+    let served = tonic::transport::Server::builder()
+        .add_service(server(store))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    if let Err(e) = std::fs::remove_file(socket)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(socket = %socket.display(), error = %e, "could not remove the socket");
+    }
+    served.map_err(|source| Error::Serve {
+        path: socket.to_owned(),
+        source,
+    })
+}
+
+fn bind(socket: &Path) -> Result<UnixListener> {
+    let failed = |op| {
+        move |source| Error::Socket {
+            op,
+            path: socket.to_owned(),
+            source,
+        }
+    };
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(failed("create directory"))?;
+    }
+    match std::fs::symlink_metadata(socket) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(socket).map_err(failed("remove stale socket"))?;
+        }
+        Ok(_) => {
+            return Err(Error::NotASocket {
+                path: socket.to_owned(),
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed("stat")(e)),
+    }
+    let listener = UnixListener::bind(socket).map_err(failed("bind"))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .map_err(failed("chmod"))?;
+    Ok(listener)
+}
