@@ -66,6 +66,25 @@ pub struct Config {
     pub ca_files: Vec<PathBuf>,
     /// Pull tuning.
     pub pull: PullConfig,
+    /// `hoist serve`.
+    pub serve: ServeConfig,
+}
+
+/// `[serve]`: the daemon's sockets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Unix socket for containerd's snapshots API (the `hoist` proxy snapshotter), created
+    /// with mode 0660. Default: `/run/hoist/snapshots.sock`.
+    pub snapshots_socket: PathBuf,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            snapshots_socket: PathBuf::from("/run/hoist/snapshots.sock"),
+        }
+    }
 }
 
 impl Default for Config {
@@ -75,6 +94,7 @@ impl Default for Config {
             insecure_registries: Vec::new(),
             ca_files: Vec::new(),
             pull: PullConfig::default(),
+            serve: ServeConfig::default(),
         }
     }
 }
@@ -223,6 +243,10 @@ mod tests {
         assert_eq!(config.pull.chunks_in_flight, defaults.chunks_in_flight);
         assert_eq!(config.pull.layers_in_parallel, defaults.layers_in_parallel);
         assert_eq!(config.root, Config::default().root);
+        assert_eq!(
+            config.serve.snapshots_socket,
+            ServeConfig::default().snapshots_socket
+        );
     }
 
     #[test]

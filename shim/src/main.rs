@@ -29,6 +29,18 @@ enum Command {
     Pull(PullArgs),
     /// Mount a pulled image's merged root filesystem read-only (undo with `umount TARGET`).
     Mount(MountArgs),
+    /// Run the daemon: serve the snapshot store to containerd as the `hoist` proxy snapshotter.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Unix socket for containerd's snapshots API
+    /// [config: serve.snapshots_socket; default: /run/hoist/snapshots.sock].
+    #[arg(long)]
+    snapshots_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,6 +99,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Pull(args) => pull(args),
+        Command::Serve(args) => serve(args),
         Command::Mount(args) => {
             let config = load(&args.common)?;
             let store = Store::open(&config.root)?;
@@ -139,4 +152,44 @@ async fn pull(args: PullArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[tokio::main]
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = load(&args.common)?;
+    if let Some(socket) = args.snapshots_socket {
+        config.serve.snapshots_socket = socket;
+    }
+    let root = config.root.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(root))
+        .await?
+        .with_context(|| format!("opening the snapshot store {}", config.root.display()))?;
+    if let Some(dir) = config.serve.snapshots_socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    hoist_snapshotter::service::serve(Arc::new(store), &config.serve.snapshots_socket, shutdown())
+        .await
+        .with_context(|| format!("serving {}", config.serve.snapshots_socket.display()))?;
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "no signal handler; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+    tracing::info!("shutting down");
 }

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod fetch;
 pub mod pipe;
 pub mod plan;
+pub mod register;
 pub mod unpack;
 
 use std::io::{BufReader, Read};
@@ -372,6 +373,9 @@ impl Puller {
     }
 
     fn record(&self, plan: &Plan) -> crate::images::Result<()> {
+        if let Some(index) = &plan.index_bytes {
+            self.images.put_blob(&plan.target, index)?;
+        }
         self.images.put_blob(&plan.manifest, &plan.manifest_bytes)?;
         self.images.put_blob(&plan.config, &plan.config_bytes)?;
         let size = plan.layers.iter().map(|l| l.size).sum();

@@ -16,14 +16,14 @@ pub const MAX_MANIFEST: u64 = 4 << 20;
 /// Largest image config accepted.
 pub const MAX_CONFIG: u64 = 16 << 20;
 
-/// Planning failures.
+/// Planning failures. Messages leave out the image, which the orchestrator's error names.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Talking to the registry failed.
     #[error(transparent)]
     Registry(#[from] registry::Error),
     /// A document is not usable.
-    #[error("image {image}: {source}")]
+    #[error("{source}")]
     Manifest {
         /// The image.
         image: String,
@@ -31,7 +31,7 @@ pub enum Error {
         source: manifest::Error,
     },
     /// A document does not hash to the digest that names it.
-    #[error("image {image}: {what} should be {expected} but hashes to {actual}")]
+    #[error("{what} should be {expected} but hashes to {actual}")]
     Digest {
         /// The image.
         image: String,
@@ -43,7 +43,7 @@ pub enum Error {
         actual: Digest,
     },
     /// A document is larger than allowed or than its descriptor says.
-    #[error("image {image}: {what} is larger than {limit} bytes")]
+    #[error("{what} is larger than {limit} bytes")]
     TooLarge {
         /// The image.
         image: String,
@@ -53,7 +53,7 @@ pub enum Error {
         limit: u64,
     },
     /// The registry has no such image.
-    #[error("image {image}: not found ({url})")]
+    #[error("not found ({url})")]
     NotFound {
         /// The image.
         image: String,
@@ -100,6 +100,8 @@ pub struct Plan {
     pub reference: Reference,
     /// The digest the reference resolved to (the index's, for a multi-platform image).
     pub target: Digest,
+    /// The index's bytes, when the reference resolved to an index.
+    pub index_bytes: Option<Vec<u8>>,
     /// The platform manifest's digest.
     pub manifest: Digest,
     /// The platform manifest's bytes.
@@ -150,6 +152,7 @@ pub async fn plan(repo: &Repository, reference: &Reference, platform: &Platform)
             source,
         })
     };
+    let mut index_bytes = None;
     let (manifest_digest, manifest_bytes, manifest) = match parse(&bytes, content_type.as_deref())?
     {
         Document::Manifest(m) => (target, bytes, m),
@@ -160,6 +163,7 @@ pub async fn plan(repo: &Repository, reference: &Reference, platform: &Platform)
             })?;
             let chosen = chosen.clone();
             let limit = chosen.size.min(MAX_MANIFEST);
+            index_bytes = Some(bytes);
             let (bytes, ct, _) =
                 get_document(repo, &image, "manifests", &chosen.digest.to_string(), limit).await?;
             check(
@@ -216,6 +220,7 @@ pub async fn plan(repo: &Repository, reference: &Reference, platform: &Platform)
     Ok(Plan {
         reference: reference.clone(),
         target,
+        index_bytes,
         manifest: manifest_digest,
         manifest_bytes,
         config: config.digest,

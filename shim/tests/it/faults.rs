@@ -3,7 +3,7 @@
 
 use hoist::registry::{Credentials, Secret};
 
-use crate::support::{Comp, Faults, FaultyRegistry, Node, image, noise, options, tar_of};
+use crate::support::{Comp, Faults, FaultyRegistry, Node, image, indexed, noise, options, tar_of};
 
 /// Three layers, the middle one spanning several 64 KiB chunks.
 fn three_layers(comp: Comp) -> crate::support::Image {
@@ -287,4 +287,45 @@ async fn bearer_token_flow_fetches_one_token_for_the_repository() {
     // One refused request with the wrong password, then one token reused for every request.
     assert_eq!(tokens.len(), 2, "{tokens:?}");
     assert!(registry.blob_requests() > 3);
+}
+
+#[tokio::test]
+async fn picks_the_platform_from_an_index_and_keeps_the_index() {
+    let img = indexed(three_layers(Comp::Gzip));
+    let (index_digest, manifest_digest) = (img.index.as_ref().unwrap().1, img.manifest_digest);
+    let registry = FaultyRegistry::start(img, Faults::default()).await;
+    let mut opts = options(64 << 10);
+    opts.platform = "linux/amd64".parse().unwrap();
+    let node = Node::new(&registry.host(), opts);
+    let pulled = node
+        .pull(&registry.reference(), Credentials::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(
+        pulled.digest, index_digest,
+        "the reference resolved to the index"
+    );
+    let images = node.puller.images();
+    let record = images
+        .get(&registry.reference().to_string())
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.target, index_digest);
+    assert_eq!(record.manifest, manifest_digest);
+    assert!(
+        images.blob(&index_digest).unwrap().is_some(),
+        "the index is kept for registration"
+    );
+
+    let mut arm = options(64 << 10);
+    arm.platform = "linux/arm64".parse().unwrap();
+    let other = Node::new(&registry.host(), arm);
+    let err = other
+        .pull(&registry.reference(), Credentials::Anonymous)
+        .await
+        .unwrap_err();
+    // The registry answers the unknown arm64 digest with the index, which is larger than the
+    // descriptor says: the pull stops there.
+    assert!(err.to_string().contains("larger than 10 bytes"), "{err}");
+    other.assert_empty();
 }

@@ -4,4 +4,5 @@
 
 mod cli;
 mod faults;
+mod serve;
 mod support;

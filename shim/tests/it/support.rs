@@ -82,6 +82,23 @@ pub struct Image {
     #[allow(dead_code)]
     pub layers: Vec<Digest>,
     pub blobs: HashMap<Digest, Vec<u8>>,
+    /// When served through an index: the index (served for the tag) and the platform manifest
+    /// (served by its digest).
+    pub index: Option<(Vec<u8>, Digest)>,
+}
+
+/// Serves `image` through an OCI index that also lists a manifest for another platform.
+pub fn indexed(mut image: Image) -> Image {
+    let other = Digest::of(b"an arm64 manifest this registry does not have");
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{other}","size":10,"platform":{{"os":"linux","architecture":"arm64"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+        image.manifest_digest,
+        image.manifest.len()
+    )
+    .into_bytes();
+    let digest = Digest::of(&index);
+    image.index = Some((index, digest));
+    image
 }
 
 /// Builds an OCI image from layer tars. `lie_diff_id` makes the config lie about layer 0.
@@ -125,6 +142,7 @@ pub fn image(tars: &[Vec<u8>], comp: Comp, lie_diff_id: bool) -> Image {
         config_digest,
         layers,
         blobs,
+        index: None,
     }
 }
 
@@ -274,10 +292,22 @@ fn unauthorized(shared: &Shared) -> Response<Body> {
 async fn manifest(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(_r): Path<String>,
+    Path(reference): Path<String>,
 ) -> Response<Body> {
     if !authorized(&shared, &headers) {
         return unauthorized(&shared);
+    }
+    if let Some((index, digest)) = &shared.image.index {
+        if reference != shared.image.manifest_digest.to_string() {
+            return Response::builder()
+                .header(
+                    header::CONTENT_TYPE,
+                    "application/vnd.oci.image.index.v1+json",
+                )
+                .header("docker-content-digest", digest.to_string())
+                .body(Body::from(index.clone()))
+                .unwrap();
+        }
     }
     Response::builder()
         .header(

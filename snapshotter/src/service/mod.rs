@@ -74,8 +74,14 @@ pub fn server(store: Arc<Store>) -> SnapshotsServer<Service> {
     SnapshotsServer::new(Service::new(store))
 }
 
+/// How long open connections may take to finish after shutdown is asked for. containerd
+/// keeps its connection to a proxy snapshotter open for as long as it runs, so without a
+/// bound a graceful stop would wait for containerd to exit.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Binds `socket` (mode 0660, replacing a stale socket file) and serves the snapshots service
-/// from `store` until `shutdown` completes; then removes the socket file.
+/// from `store` until `shutdown` completes and open requests finish (at most
+/// [`SHUTDOWN_GRACE`]); then removes the socket file.
 pub async fn serve(
     store: Arc<Store>,
     socket: &Path,
@@ -87,10 +93,27 @@ pub async fn serve(
         let accepted = listener.accept().await.map(|(stream, _)| stream);
         Some((accepted, listener))
     });
-    let served = tonic::transport::Server::builder()
+    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = fired_tx.send(());
+    };
+    let serving = tonic::transport::Server::builder()
         .add_service(server(store))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    let grace_over = async move {
+        match fired_rx.await {
+            Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let served = tokio::select! {
+        served = serving => served,
+        () = grace_over => {
+            tracing::warn!(socket = %socket.display(), "connections still open after the shutdown grace; stopping");
+            Ok(())
+        }
+    };
     if let Err(e) = std::fs::remove_file(socket)
         && e.kind() != io::ErrorKind::NotFound
     {

@@ -1,0 +1,97 @@
+//! `hoist serve`: the snapshot store that `hoist pull` fills is served to containerd on the
+//! snapshots socket, with the engine's layers as committed snapshots named by chain ID.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hoist::registry::Credentials;
+use hoist_snapshotter::proto::containerd::services::snapshots::v1 as api;
+
+use crate::support::{Comp, Faults, FaultyRegistry, Node, image, options, tar_of};
+
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serves_pulled_layers_as_committed_snapshots() {
+    let img = image(
+        &[tar_of(&[("a", b"a")]), tar_of(&[("b", b"b")])],
+        Comp::Gzip,
+        false,
+    );
+    let registry = FaultyRegistry::start(img, Faults::default()).await;
+    let node = Node::new(&registry.host(), options(64 << 10));
+    node.pull(&registry.reference(), Credentials::Anonymous)
+        .await
+        .unwrap();
+    let record = node.puller.images().list().unwrap().remove(0);
+
+    let socket = node.dir.path().join("run/snapshots.sock");
+    let mut daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .args(["serve", "--root"])
+            .arg(node.dir.path())
+            .arg("--snapshots-socket")
+            .arg(&socket)
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let channel = loop {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("unix://{}", socket.display()))
+                .unwrap();
+        match endpoint.connect().await {
+            Ok(channel) => break channel,
+            Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("connecting to {}: {e}", socket.display()),
+        }
+    };
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "the snapshots socket is 0660");
+
+    let mut client = api::snapshots_client::SnapshotsClient::new(channel);
+    let top = record.chain_ids.last().unwrap().to_string();
+    let stat = client
+        .stat(api::StatSnapshotRequest {
+            snapshotter: "hoist".into(),
+            key: top.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info
+        .unwrap();
+    assert_eq!(stat.name, top);
+    assert_eq!(stat.kind, api::Kind::Committed as i32);
+    assert_eq!(stat.parent, record.chain_ids[0].to_string());
+
+    // SIGTERM stops the daemon and removes its socket, even while a client (containerd, in
+    // real life) keeps its connection open.
+    let asked = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(daemon.0.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = tokio::task::spawn_blocking(move || daemon.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "stopped within the grace period"
+    );
+    assert!(!socket.exists());
+    drop(client);
+}
