@@ -297,17 +297,17 @@ async fn manifest(
     if !authorized(&shared, &headers) {
         return unauthorized(&shared);
     }
-    if let Some((index, digest)) = &shared.image.index {
-        if reference != shared.image.manifest_digest.to_string() {
-            return Response::builder()
-                .header(
-                    header::CONTENT_TYPE,
-                    "application/vnd.oci.image.index.v1+json",
-                )
-                .header("docker-content-digest", digest.to_string())
-                .body(Body::from(index.clone()))
-                .unwrap();
-        }
+    if let Some((index, digest)) = &shared.image.index
+        && reference != shared.image.manifest_digest.to_string()
+    {
+        return Response::builder()
+            .header(
+                header::CONTENT_TYPE,
+                "application/vnd.oci.image.index.v1+json",
+            )
+            .header("docker-content-digest", digest.to_string())
+            .body(Body::from(index.clone()))
+            .unwrap();
     }
     Response::builder()
         .header(
