@@ -104,3 +104,86 @@ fn bad_input_fails_with_a_clear_message() {
     }
     let _ = std::fs::remove_dir_all("/tmp/hoist-never-root");
 }
+
+/// `kill -9` of `hoist pull` at a random moment of a pull leaves a consistent store, and the
+/// same pull then succeeds with the right bytes.
+#[tokio::test]
+async fn kill_9_during_pull_then_pull_again_needs_root() {
+    let big = crate::support::noise(6 << 20, 3);
+    let img = image(
+        &[
+            tar_of(&[("a", b"a")]),
+            tar_of(&[("big", &big)]),
+            tar_of(&[("c", b"c")]),
+        ],
+        Comp::Gzip,
+        false,
+    );
+    let registry = FaultyRegistry::start(img, Faults::default()).await;
+    let root = tempfile::tempdir().unwrap();
+    let pull_args: Vec<String> = [
+        "pull",
+        "--root",
+        root.path().to_str().unwrap(),
+        "--insecure-registry",
+        &registry.host(),
+        "--json",
+        &registry.reference().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for delay_ms in [5u64, 40, 120] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .args(&pull_args)
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        let _ = child.kill();
+        let _ = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap();
+        let store = hoist_snapshotter::Store::open(root.path()).unwrap();
+        assert_eq!(
+            store.check().unwrap(),
+            Vec::new(),
+            "consistent after a kill at {delay_ms} ms"
+        );
+        let staged: Vec<_> = std::fs::read_dir(root.path().join("staging"))
+            .unwrap()
+            .collect();
+        assert!(
+            staged.is_empty(),
+            "open() cleans what the killed pull staged: {staged:?}"
+        );
+        for info in store.list().unwrap() {
+            assert!(
+                store.get(&info.name).unwrap().is_some(),
+                "every listed snapshot is whole"
+            );
+        }
+    }
+    let args = pull_args.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = hoist_snapshotter::Store::open(root.path()).unwrap();
+    assert_eq!(store.list().unwrap().len(), 3);
+    let big_layer = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|info| store.get(&info.name).unwrap().unwrap().fs.join("big"))
+        .find(|p| p.exists())
+        .unwrap();
+    assert_eq!(std::fs::read(big_layer).unwrap(), big);
+}
