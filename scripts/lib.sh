@@ -9,7 +9,9 @@
 #                                  basic auth U:P, HOIST_TEST_AUTH_REGISTRY and HOIST_TEST_AUTH_REGISTRY_CREDS
 #   hoist_start_containerd DIR     Debian's containerd with root, state, socket and config under DIR;
 #                                  exports HOIST_TEST_CONTAINERD_SOCKET, HOIST_TEST_CONTAINERD_ROOT and
-#                                  HOIST_TEST_CONTAINERD_CRI (1 when the CRI plugin loaded, 0 when disabled)
+#                                  HOIST_TEST_CONTAINERD_CRI (1 when the CRI plugin loaded, 0 when disabled);
+#                                  its config names Hoist's proxy snapshotter `hoist` on
+#                                  HOIST_TEST_SNAPSHOTS_SOCKET (served by `hoist serve`)
 #   hoist_stop_services            stops everything started here, idempotent, meant for a trap
 #   hoist_cleanup_on_exit          installs that trap for EXIT, INT and TERM
 #
@@ -241,6 +243,14 @@ disabled_plugins = [$disabled]
 [metrics]
   address = ""
 
+# Hoist's snapshot store as a proxy snapshotter: serve it with
+#   hoist serve --root ROOT --snapshots-socket $dir/hoist-snapshots.sock
+# and use it with `ctr --snapshotter hoist`. containerd starts without the socket and
+# connects when the snapshotter is first used.
+[proxy_plugins.hoist]
+  type = "snapshot"
+  address = "$dir/hoist-snapshots.sock"
+
 [plugins."io.containerd.internal.v1.opt"]
   path = "$dir/opt"
 
@@ -305,6 +315,7 @@ hoist_start_containerd() {
     export HOIST_TEST_CONTAINERD_SOCKET=$sock
     export HOIST_TEST_CONTAINERD_ROOT=$dir/root
     export HOIST_TEST_CONTAINERD_CRI=$cri
+    export HOIST_TEST_SNAPSHOTS_SOCKET=$dir/hoist-snapshots.sock
     hoist_log "containerd on $sock (pid $pid, root $dir/root, cri $cri)"
 }
 
