@@ -217,7 +217,9 @@ EOF
     return 1
 }
 
-# _hoist_write_containerd_config DIR CRI(0|1)
+# _hoist_write_containerd_config DIR CRI(0|1): also names Hoist's proxy snapshotter `hoist` on
+# DIR/hoist-snapshots.sock (serve it with `hoist serve --snapshots-socket`); containerd starts
+# without that socket and connects when the snapshotter is first used.
 _hoist_write_containerd_config() {
     local dir=$1 cri=$2 disabled='"io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"'
     if ((cri == 0)); then
@@ -243,10 +245,6 @@ disabled_plugins = [$disabled]
 [metrics]
   address = ""
 
-# Hoist's snapshot store as a proxy snapshotter: serve it with
-#   hoist serve --root ROOT --snapshots-socket $dir/hoist-snapshots.sock
-# and use it with `ctr --snapshotter hoist`. containerd starts without the socket and
-# connects when the snapshotter is first used.
 [proxy_plugins.hoist]
   type = "snapshot"
   address = "$dir/hoist-snapshots.sock"
