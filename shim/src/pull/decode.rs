@@ -64,10 +64,8 @@ pub enum Error {
 impl Error {
     /// The kind of failure, for the API edges.
     pub fn kind(&self) -> crate::error::Kind {
-        match self {
-            Error::Decompress { .. } => crate::error::Kind::InvalidArgument,
-            _ => crate::error::Kind::InvalidArgument,
-        }
+        // Every failure here is bad content from the registry.
+        crate::error::Kind::InvalidArgument
     }
 }
 

@@ -18,7 +18,7 @@ pub mod unpack;
 
 use std::io::{BufReader, Read};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use hoist_snapshotter::{Staged, Store};
@@ -420,7 +420,6 @@ impl LayerJob {
     async fn run(self) -> Result<(Staged, u64)> {
         let span = tracing::info_span!("layer", digest = %self.layer.blob, size = self.layer.size);
         let started = Instant::now();
-        let image = self.image.clone();
         let result = self.fetch_and_unpack().instrument(span.clone()).await;
         span.in_scope(|| match &result {
             Ok((_, size)) => tracing::debug!(
@@ -430,7 +429,6 @@ impl LayerJob {
             ),
             Err(e) => tracing::debug!(error = %e, "layer failed"),
         });
-        let _ = image;
         result
     }
 
@@ -552,6 +550,3 @@ fn unpack_layer(
     let size = decoder.finish().map_err(LayerFailure::Decode)?;
     Ok((staged, size))
 }
-
-/// How long the slowest pull step may stall before giving up (re-exported for the CLI).
-pub const DEFAULT_PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
