@@ -5,6 +5,8 @@
 //! * [`skopeo`]: push such a layout to a registry without recompressing it.
 //! * [`containerd`]: drive Debian's containerd through `ctr` (pull, mount), the baseline Hoist
 //!   is compared with.
+//! * [`proxy`]: a shaping, fault-injecting HTTP proxy in front of a registry, to emulate remote
+//!   registries (per-connection and link bandwidth caps, first-byte latency, faults on demand).
 //! * [`tree`]: compare two directory trees, or a tree with the entries an image describes.
 //!
 //! The crate shells out to the real tools (`skopeo`, `ctr`) rather than re-implementing them: the
@@ -13,6 +15,7 @@
 pub mod containerd;
 pub mod credentials;
 pub mod image;
+pub mod proxy;
 pub mod skopeo;
 pub mod tree;
 

@@ -21,4 +21,5 @@ mod pull;
 mod push;
 mod run;
 mod services;
+mod shaping;
 mod tls;
