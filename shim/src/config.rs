@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::connectors;
 use crate::platform::Platform;
 use crate::pull;
 use crate::registry;
@@ -34,6 +35,9 @@ pub enum Error {
         /// Why.
         source: Box<toml::de::Error>,
     },
+    /// The connector keys are inconsistent.
+    #[error("config: {0}")]
+    Connectors(#[from] connectors::config::Error),
     /// A value is out of range.
     #[error("config: {key} {problem}")]
     Invalid {
@@ -68,6 +72,17 @@ pub struct Config {
     pub pull: PullConfig,
     /// `hoist serve`.
     pub serve: ServeConfig,
+    /// `[[connector]]` tables: named registry credentials (see README "Connectors").
+    /// Default: none.
+    #[serde(rename = "connector")]
+    pub connectors: Vec<connectors::ConnectorConfig>,
+    /// `[[route]]` tables: images whose registry/repository match use a connector; the first
+    /// match wins. Default: none.
+    #[serde(rename = "route")]
+    pub routes: Vec<connectors::RouteConfig>,
+    /// The connector used when no other rule applies, e.g. `account.harnessImage`.
+    /// Default: none (anonymous).
+    pub default_connector: Option<String>,
 }
 
 /// `[serve]`: the daemon's sockets.
@@ -95,6 +110,9 @@ impl Default for Config {
             ca_files: Vec::new(),
             pull: PullConfig::default(),
             serve: ServeConfig::default(),
+            connectors: Vec::new(),
+            routes: Vec::new(),
+            default_connector: None,
         }
     }
 }
@@ -172,7 +190,17 @@ impl Config {
             source: Box::new(source),
         })?;
         config.pull_options()?;
+        config.connector_settings().check()?;
         Ok(config)
+    }
+
+    /// The connector keys, for [`connectors::Resolver`] and [`connectors::Live`].
+    pub fn connector_settings(&self) -> connectors::Settings {
+        connectors::Settings {
+            connectors: self.connectors.clone(),
+            routes: self.routes.clone(),
+            default_connector: self.default_connector.clone(),
+        }
     }
 
     /// The registry transport settings.
@@ -246,6 +274,33 @@ mod tests {
         assert_eq!(
             config.serve.snapshots_socket,
             ServeConfig::default().snapshots_socket
+        );
+    }
+
+    #[test]
+    fn example_connectors_parse() {
+        let text = include_str!("../../config.example.toml");
+        let (_, connectors) = text
+            .split_once("# --- connectors ---")
+            .expect("config.example.toml has a connectors section");
+        let uncommented: String = connectors
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            // Keys and table headers; prose lines are neither.
+            .filter(|l| {
+                l.starts_with("[[")
+                    || l.split_once(" = ").is_some_and(|(k, _)| {
+                        !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    })
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config = Config::parse(&uncommented).expect("the connector examples parse");
+        assert_eq!(config.connectors.len(), 4);
+        assert_eq!(config.routes.len(), 2);
+        assert_eq!(
+            config.default_connector.as_deref(),
+            Some("account.harnessImage")
         );
     }
 

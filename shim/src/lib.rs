@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod connectors;
 pub mod containerd;
 pub mod digest;
 pub mod error;

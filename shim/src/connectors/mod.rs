@@ -1,0 +1,50 @@
+//! Connectors: named registry credentials with a type (`DockerRegistry`, `Artifactory`, `Aws`,
+//! `Gcr`) and a scope (`account`, `org:NAME`, `project:ORG/NAME`), and the [`Resolver`] that
+//! chooses, per image and pod, which credentials a pull uses (issue 5, DESIGN.md
+//! "Connectors"). [`Live`] holds the current resolver and swaps it on config reload.
+
+pub mod aws;
+pub mod config;
+mod connector;
+mod live;
+pub mod metrics;
+mod resolve;
+pub mod scope;
+pub mod secret;
+
+use serde::Deserialize;
+
+pub use config::{ConnectorConfig, RouteConfig, SecretSource, Type};
+pub use connector::{Connector, CredentialsError};
+pub use live::Live;
+pub use metrics::Metrics;
+pub use resolve::{Resolution, ResolveError, Resolver, Source};
+pub use scope::{ConnectorRef, PodContext, Scope};
+pub use secret::Environment;
+
+#[cfg(test)]
+mod tests;
+
+/// The connector keys of the config file, as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Settings {
+    /// `[[connector]]` tables.
+    pub connectors: Vec<ConnectorConfig>,
+    /// `[[route]]` tables, first match wins.
+    pub routes: Vec<RouteConfig>,
+    /// `default_connector = "account.X"`.
+    pub default_connector: Option<String>,
+}
+
+impl Settings {
+    /// Checks everything that can be checked without reading secrets.
+    pub fn check(&self) -> Result<(), config::Error> {
+        Resolver::new(
+            self,
+            Environment::default(),
+            Default::default(),
+            Default::default(),
+        )
+        .map(|_| ())
+    }
+}
