@@ -12,6 +12,11 @@
 #                                  HOIST_TEST_CONTAINERD_CRI (1 when the CRI plugin loaded, 0 when disabled);
 #                                  its config names Hoist's proxy snapshotter `hoist` on
 #                                  HOIST_TEST_SNAPSHOTS_SOCKET (served by `hoist serve`)
+#   hoist_start_moto DIR           moto_server (PyPI moto[server]) on 127.0.0.1 as the ECR and STS
+#                                  endpoint; exports HOIST_TEST_MOTO_ENDPOINT (http://127.0.0.1:PORT)
+#   hoist_start_ecr_registry DIR   docker-registry with basic auth whose user is AWS and whose
+#                                  password is the token moto's GetAuthorizationToken gives account
+#                                  123456789012; exports HOIST_TEST_ECR_REGISTRY
 #   hoist_stop_services            stops everything started here, idempotent, meant for a trap
 #   hoist_cleanup_on_exit          installs that trap for EXIT, INT and TERM
 #
@@ -53,6 +58,10 @@ hoist_install_deps() {
             [[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")
         fi
     done
+    if ! command -v moto_server >/dev/null 2>&1; then
+        hoist_log "installing moto[server] with pip"
+        python3 -m pip install -q 'moto[server]' || return 1
+    fi
     if ((${#missing[@]} == 0)); then
         return 0
     fi
@@ -215,6 +224,50 @@ EOF
     done
     hoist_log "registry: no free port after 10 attempts"
     return 1
+}
+
+# hoist_start_moto DIR: moto_server on 127.0.0.1:<free port>, log in DIR/moto.log.
+hoist_start_moto() {
+    local dir=${1:?usage: hoist_start_moto DIR}
+    mkdir -p "$dir" || return 1
+    dir=$(cd "$dir" && pwd) || return 1
+    local attempt port pid i
+    for attempt in 1 2 3 4 5; do
+        port=$(_hoist_random_free_port)
+        _hoist_spawn "$dir/moto.log" "$dir/moto.pid" moto_server -H 127.0.0.1 -p "$port"
+        pid=$HOIST_SPAWNED_PID
+        _hoist_track "$pid" "$dir"
+        for i in $(seq 1 150); do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                break
+            fi
+            if curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/moto-api/"; then
+                export HOIST_TEST_MOTO_ENDPOINT=http://127.0.0.1:$port
+                hoist_log "moto on http://127.0.0.1:$port (pid $pid, dir $dir)"
+                return 0
+            fi
+            sleep 0.1
+        done
+        _hoist_stop_pid "$pid"
+        hoist_log "moto did not answer on 127.0.0.1:$port (attempt $attempt); its log ($dir/moto.log):"
+        tail -n 5 "$dir/moto.log" >&2
+    done
+    return 1
+}
+
+# hoist_start_ecr_registry DIR: a registry standing in for ECR's: basic auth, user AWS, password
+# the one moto's GetAuthorizationToken decodes to for its default account.
+hoist_start_ecr_registry() {
+    local dir=${1:?usage: hoist_start_ecr_registry DIR}
+    # hoist_start_registry exports HOIST_TEST_AUTH_REGISTRY*; keep the basic-auth registry's.
+    local saved=${HOIST_TEST_AUTH_REGISTRY-} saved_creds=${HOIST_TEST_AUTH_REGISTRY_CREDS-}
+    hoist_start_registry "$dir" "AWS:123456789012-auth-token" || return 1
+    export HOIST_TEST_ECR_REGISTRY=$HOIST_TEST_AUTH_REGISTRY
+    if [[ -n $saved ]]; then
+        export HOIST_TEST_AUTH_REGISTRY=$saved HOIST_TEST_AUTH_REGISTRY_CREDS=$saved_creds
+    else
+        unset HOIST_TEST_AUTH_REGISTRY HOIST_TEST_AUTH_REGISTRY_CREDS
+    fi
 }
 
 # _hoist_write_containerd_config DIR CRI(0|1): also names Hoist's proxy snapshotter `hoist` on
@@ -415,7 +468,7 @@ hoist_stop_services() {
     done
     for dir in ${HOIST_SERVICE_DIRS[@]+"${HOIST_SERVICE_DIRS[@]}"}; do
         _hoist_unmount_under "$dir"
-        rm -f "$dir/registry.pid" "$dir/containerd.pid" || true
+        rm -f "$dir/registry.pid" "$dir/containerd.pid" "$dir/moto.pid" || true
     done
     HOIST_SERVICE_PIDS=()
     HOIST_SERVICE_SOCKETS=()

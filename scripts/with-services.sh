@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # with-services.sh: run a command beside the real parts the harness's integration tests need.
 #
-# Starts (through scripts/lib.sh) a plain-HTTP registry, a registry with basic auth and a
-# containerd of its own, exports HOIST_TEST_* for them, runs the command, and stops everything
-# on exit or interrupt. For development:
+# Starts (through scripts/lib.sh) a plain-HTTP registry, a registry with basic auth, moto as
+# ECR and STS with a registry standing in for ECR's, and a containerd of its own, exports
+# HOIST_TEST_* for them, runs the command, and stops everything on exit or interrupt. For
+# development:
 #
 #   scripts/with-services.sh cargo test -p hoist-harness
 #   HOIST_SERVICES_DIR=/tmp/hs scripts/with-services.sh sleep infinity &   # then: source /tmp/hs/env
@@ -35,6 +36,8 @@ trap 'exit 143' TERM
 hoist_start_registry "$services_dir/registry"
 hoist_start_registry "$services_dir/auth-registry" hoist:hoist-test-password
 hoist_start_registry "$services_dir/tls-registry" "" tls
+hoist_start_moto "$services_dir/moto"
+hoist_start_ecr_registry "$services_dir/ecr-registry"
 hoist_start_containerd "$services_dir/containerd"
 export -p | grep ' HOIST_TEST_' >"$services_dir/env"
 

@@ -14,6 +14,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod compare;
+mod connector_services;
+mod connectors_basic;
+mod ecr;
 mod fixtures;
 mod hoist;
 mod proxy;

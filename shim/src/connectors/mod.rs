@@ -8,6 +8,7 @@ pub mod config;
 mod connector;
 mod live;
 pub mod metrics;
+pub mod pull;
 mod resolve;
 pub mod scope;
 pub mod secret;
