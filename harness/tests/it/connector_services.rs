@@ -67,16 +67,16 @@ pub fn resolver(toml: &str, env: &[(&str, &str)]) -> Resolver {
     .unwrap()
 }
 
-/// Pulls `image` for `pod` into a fresh store, with `insecure` registries over plain HTTP.
+/// Pulls `image` for `pod` into a fresh store, reaching the `insecure` registry over plain HTTP.
 pub async fn pull(
     resolver: &Resolver,
     image: &str,
     pod: &PodContext,
-    insecure: &[String],
+    insecure: &str,
 ) -> Result<hoist::pull::Pulled, connectors::pull::Error> {
     let root = tempfile::tempdir().unwrap();
     let client = Client::new(&hoist::registry::Options {
-        insecure: insecure.to_vec(),
+        insecure: vec![insecure.to_owned()],
         ..Default::default()
     })
     .unwrap();

@@ -53,10 +53,10 @@ async fn docker_registry_and_artifactory_path_form_with_basic_auth_needs_registr
             .await
             .unwrap();
         assert_eq!(resolved.source, Source::Annotation, "{image}");
-        cs::pull(&r, image, &pod, &[host.clone()]).await.unwrap();
+        cs::pull(&r, image, &pod, &host).await.unwrap();
     }
     // Without the connector the registry refuses.
-    let e = cs::pull(&r, &plain, &PodContext::default(), &[host.clone()])
+    let e = cs::pull(&r, &plain, &PodContext::default(), &host)
         .await
         .unwrap_err();
     assert_eq!(e.kind(), Kind::Unauthenticated, "{e}");
@@ -73,7 +73,7 @@ async fn wrong_password_is_unauthenticated_naming_connector_and_registry_needs_r
         &connector("nexus", "DockerRegistry", &host, user),
         &[("SECRET", wrong)],
     );
-    let e = cs::pull(&r, &image, &web_pod("nexus"), &[host.clone()])
+    let e = cs::pull(&r, &image, &web_pod("nexus"), &host)
         .await
         .unwrap_err();
     assert_eq!(e.kind(), Kind::Unauthenticated, "{e}");

@@ -56,9 +56,7 @@ async fn ecr_with_access_keys_pulls_and_caches_the_token_needs_registry() {
         .unwrap();
     assert_eq!(first.source, Source::Default);
     expect_moto_token(&first.credentials);
-    cs::pull(&r, &image, &pod, &[registry.clone()])
-        .await
-        .unwrap();
+    cs::pull(&r, &image, &pod, &registry).await.unwrap();
     // moto's expiresAt is in 2015: without a floor between refreshes every pull would call it.
     for _ in 0..5 {
         r.resolve(&image.parse().unwrap(), &pod, None)
@@ -118,7 +116,7 @@ async fn ecr_with_web_identity_pulls_needs_registry() {
         .await
         .unwrap();
     expect_moto_token(&resolved.credentials);
-    cs::pull(&r, &image, &pod, &[registry]).await.unwrap();
+    cs::pull(&r, &image, &pod, &registry).await.unwrap();
 }
 
 #[tokio::test]
