@@ -7,6 +7,8 @@
 //!   is compared with.
 //! * [`proxy`]: a shaping, fault-injecting HTTP proxy in front of a registry, to emulate remote
 //!   registries (per-connection and link bandwidth caps, first-byte latency, faults on demand).
+//! * [`cri`]: a CRI ImageService client, so that tests and benchmarks drive Hoist's CRI socket
+//!   and containerd's own through exactly the same calls.
 //! * [`tree`]: compare two directory trees, or a tree with the entries an image describes.
 //!
 //! The crate shells out to the real tools (`skopeo`, `ctr`) rather than re-implementing them: the
@@ -14,6 +16,7 @@
 
 pub mod containerd;
 pub mod credentials;
+pub mod cri;
 pub mod image;
 pub mod proxy;
 pub mod skopeo;

@@ -92,12 +92,32 @@ pub struct ServeConfig {
     /// Unix socket for containerd's snapshots API (the `hoist` proxy snapshotter), created
     /// with mode 0660. Default: `/run/hoist/snapshots.sock`.
     pub snapshots_socket: PathBuf,
+    /// Unix socket for the CRI `runtime.v1.ImageService` (kubelet's
+    /// `--image-service-endpoint`), created with mode 0660. Default: `/run/hoist/cri.sock`.
+    pub cri_socket: PathBuf,
+    /// containerd's gRPC socket, where pulled images are registered. Default:
+    /// `/run/containerd/containerd.sock`.
+    pub containerd_socket: PathBuf,
+    /// The containerd namespace images are registered in; kubelet's is `k8s.io`.
+    pub namespace: String,
+    /// Whether pulled images are registered in containerd (content, image records, snapshot
+    /// adoption). Without it Hoist serves only its own store and removes unused layers itself.
+    /// Default: true.
+    pub register: bool,
+    /// The name containerd knows Hoist's snapshotter by (`[proxy_plugins.NAME]`).
+    /// Default: `hoist`.
+    pub snapshotter: String,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             snapshots_socket: PathBuf::from("/run/hoist/snapshots.sock"),
+            cri_socket: PathBuf::from("/run/hoist/cri.sock"),
+            containerd_socket: PathBuf::from("/run/containerd/containerd.sock"),
+            namespace: "k8s.io".to_owned(),
+            register: true,
+            snapshotter: "hoist".to_owned(),
         }
     }
 }
@@ -132,6 +152,8 @@ pub struct PullConfig {
     pub chunks_per_image: usize,
     /// Layers fetched and unpacked at once for one image. Default: 3.
     pub layers_in_parallel: usize,
+    /// Layers fetched and unpacked at once across every pull on the node. Default: 6.
+    pub layers_per_node: usize,
     /// Retries of one failed request, with exponential backoff. Default: 5.
     pub retries: u32,
     /// First retry delay in milliseconds, doubled per attempt. Default: 200.
@@ -154,6 +176,7 @@ impl Default for PullConfig {
             chunks_in_flight: fetch.chunks_in_flight,
             chunks_per_image: pull.chunks_per_image,
             layers_in_parallel: pull.layers_in_parallel,
+            layers_per_node: pull.layers_per_node,
             retries: fetch.retries,
             backoff_ms: fetch.backoff.as_millis() as u64,
             progress_timeout_secs: registry::Options::default().progress_timeout.as_secs(),
@@ -230,6 +253,7 @@ impl Config {
         positive("pull.chunks_in_flight", p.chunks_in_flight as u64)?;
         positive("pull.chunks_per_image", p.chunks_per_image as u64)?;
         positive("pull.layers_in_parallel", p.layers_in_parallel as u64)?;
+        positive("pull.layers_per_node", p.layers_per_node as u64)?;
         positive("pull.progress_timeout_secs", p.progress_timeout_secs)?;
         let platform = match &p.platform {
             Some(s) => s.parse::<Platform>().map_err(|e| Error::Invalid {
@@ -248,6 +272,7 @@ impl Config {
                 ..pull::fetch::Options::default()
             },
             layers_in_parallel: p.layers_in_parallel,
+            layers_per_node: p.layers_per_node,
             chunks_per_image: p.chunks_per_image,
             max_layer_size: p.max_layer_size,
             unpack: pull::unpack::Options {
@@ -271,10 +296,14 @@ mod tests {
         assert_eq!(config.pull.chunks_in_flight, defaults.chunks_in_flight);
         assert_eq!(config.pull.layers_in_parallel, defaults.layers_in_parallel);
         assert_eq!(config.root, Config::default().root);
-        assert_eq!(
-            config.serve.snapshots_socket,
-            ServeConfig::default().snapshots_socket
-        );
+        assert_eq!(config.pull.layers_per_node, defaults.layers_per_node);
+        let serve = ServeConfig::default();
+        assert_eq!(config.serve.snapshots_socket, serve.snapshots_socket);
+        assert_eq!(config.serve.cri_socket, serve.cri_socket);
+        assert_eq!(config.serve.containerd_socket, serve.containerd_socket);
+        assert_eq!(config.serve.namespace, serve.namespace);
+        assert_eq!(config.serve.register, serve.register);
+        assert_eq!(config.serve.snapshotter, serve.snapshotter);
     }
 
     #[test]

@@ -154,10 +154,41 @@ impl Images {
         out.sort_by(|a: &Record, b| a.name.cmp(&b.name));
         Ok(out)
     }
+
+    /// Removes the record named `name`; false when there was none.
+    pub fn remove(&self, name: &str) -> Result<bool> {
+        remove_file(&self.record_path(name))
+    }
+
+    /// Removes a blob; false when there was none.
+    pub fn remove_blob(&self, digest: &Digest) -> Result<bool> {
+        remove_file(&self.blob_path(digest))
+    }
+
+    /// A stored blob's size.
+    pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        let path = self.blob_path(digest);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("stat", &path)(e)),
+        }
+    }
+}
+
+fn remove_file(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err("remove", path)(e)),
+    }
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per write: concurrent pulls of one image in one process write the same record.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     fs::write(&tmp, bytes).map_err(io_err("write", &tmp))?;
     fs::rename(&tmp, path).map_err(|e| {
         let _ = fs::remove_file(&tmp);
@@ -185,9 +216,18 @@ mod tests {
         r.size = 4;
         images.put(&r).unwrap();
         assert_eq!(images.get(&r.name).unwrap(), Some(r.clone()));
-        assert_eq!(images.list().unwrap(), vec![r]);
+        assert_eq!(images.list().unwrap(), vec![r.clone()]);
         assert_eq!(images.get("nope").unwrap(), None);
         images.put_blob(&Digest::of(b"x"), b"x").unwrap();
         assert_eq!(images.blob(&Digest::of(b"x")).unwrap(), Some(b"x".to_vec()));
+        assert_eq!(images.blob_size(&Digest::of(b"x")).unwrap(), Some(1));
+        assert!(images.remove(&r.name).unwrap());
+        assert!(
+            !images.remove(&r.name).unwrap(),
+            "removing twice is not an error"
+        );
+        assert_eq!(images.get(&r.name).unwrap(), None);
+        assert!(images.remove_blob(&Digest::of(b"x")).unwrap());
+        assert_eq!(images.blob_size(&Digest::of(b"x")).unwrap(), None);
     }
 }

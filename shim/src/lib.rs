@@ -11,6 +11,7 @@
 pub mod config;
 pub mod connectors;
 pub mod containerd;
+pub mod cri;
 pub mod digest;
 pub mod error;
 pub mod images;

@@ -12,7 +12,7 @@ use hoist::config::Config;
 use hoist::images::Images;
 use hoist::pull::Puller;
 use hoist::registry::{Client, Credentials};
-use hoist::{Reference, mount, progress};
+use hoist::{Reference, cri, mount, progress};
 use hoist_snapshotter::Store;
 
 /// Fast, credential-aware container image pulls for Kubernetes nodes.
@@ -37,10 +37,25 @@ enum Command {
 struct ServeArgs {
     #[command(flatten)]
     common: Common,
+    /// Unix socket for the CRI ImageService, kubelet's --image-service-endpoint
+    /// [config: serve.cri_socket; default: /run/hoist/cri.sock].
+    #[arg(long)]
+    cri_socket: Option<PathBuf>,
     /// Unix socket for containerd's snapshots API
     /// [config: serve.snapshots_socket; default: /run/hoist/snapshots.sock].
     #[arg(long)]
     snapshots_socket: Option<PathBuf>,
+    /// containerd's socket, where pulled images are registered
+    /// [config: serve.containerd_socket; default: /run/containerd/containerd.sock].
+    #[arg(long)]
+    containerd_socket: Option<PathBuf>,
+    /// containerd namespace of the image records [config: serve.namespace; default: k8s.io].
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Registry (HOST or HOST:PORT) to reach over plain HTTP; repeatable
+    /// [config: insecure_registries].
+    #[arg(long = "insecure-registry")]
+    insecure_registry: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -157,19 +172,80 @@ async fn pull(args: PullArgs) -> anyhow::Result<()> {
 #[tokio::main]
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = load(&args.common)?;
+    let serve = &mut config.serve;
     if let Some(socket) = args.snapshots_socket {
-        config.serve.snapshots_socket = socket;
+        serve.snapshots_socket = socket;
     }
+    if let Some(socket) = args.cri_socket {
+        serve.cri_socket = socket;
+    }
+    if let Some(socket) = args.containerd_socket {
+        serve.containerd_socket = socket;
+    }
+    if let Some(namespace) = args.namespace {
+        serve.namespace = namespace;
+    }
+    config.insecure_registries.extend(args.insecure_registry);
     let root = config.root.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(root))
         .await?
         .with_context(|| format!("opening the snapshot store {}", config.root.display()))?;
-    if let Some(dir) = config.serve.snapshots_socket.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    hoist_snapshotter::service::serve(Arc::new(store), &config.serve.snapshots_socket, shutdown())
-        .await
-        .with_context(|| format!("serving {}", config.serve.snapshots_socket.display()))?;
+    let store = Arc::new(store);
+    let client = Arc::new(Client::new(&config.registry_options())?);
+    let images = Images::open(&config.root)?;
+    let puller = Arc::new(Puller::new(
+        client,
+        Arc::clone(&store),
+        images,
+        config.pull_options()?,
+    ));
+    let serve = &config.serve;
+    let containerd = match serve.register {
+        true => Some(
+            hoist::containerd::Client::connect_lazy(&serve.containerd_socket, &serve.namespace)
+                .with_context(|| format!("containerd at {}", serve.containerd_socket.display()))?,
+        ),
+        false => None,
+    };
+    let service = cri::ImageService::new(
+        puller,
+        cri::Options {
+            containerd,
+            register: hoist::pull::register::Options {
+                snapshotter: serve.snapshotter.clone(),
+                ..Default::default()
+            },
+        },
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown().await;
+            stop.cancel();
+        }
+    });
+    // One server failing stops the other.
+    let (snapshots, images) = tokio::join!(
+        async {
+            let served = hoist_snapshotter::service::serve(
+                store,
+                &serve.snapshots_socket,
+                stop.clone().cancelled_owned(),
+            )
+            .await;
+            stop.cancel();
+            served
+        },
+        async {
+            let served =
+                cri::serve(service, &serve.cri_socket, stop.clone().cancelled_owned()).await;
+            stop.cancel();
+            served
+        },
+    );
+    snapshots.with_context(|| format!("serving {}", serve.snapshots_socket.display()))?;
+    images.with_context(|| format!("serving {}", serve.cri_socket.display()))?;
     Ok(())
 }
 

@@ -159,6 +159,18 @@ impl Client {
         Client::new(channel, namespace)
     }
 
+    /// As [`Client::connect`], but connecting on first use (and reconnecting after containerd
+    /// restarts), so that `hoist serve` can start before containerd does.
+    pub fn connect_lazy(socket: &Path, namespace: &str) -> Result<Client> {
+        let channel = Endpoint::from_shared(format!("unix://{}", socket.display()))
+            .map_err(|source| Error::Connect {
+                socket: socket.to_owned(),
+                source,
+            })?
+            .connect_lazy();
+        Client::new(channel, namespace)
+    }
+
     /// A client over an existing channel.
     fn new(channel: Channel, namespace: &str) -> Result<Client> {
         Ok(Client {

@@ -11,6 +11,7 @@
 
 pub mod decode;
 pub mod fetch;
+mod flight;
 pub mod pipe;
 pub mod plan;
 pub mod register;
@@ -31,6 +32,7 @@ use crate::images::{Images, Record};
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::{Client, Credentials, Repository};
+use flight::{Claim, Flights, Ticket, Waiter};
 use plan::{Layer, Plan};
 
 /// Pull failures. Each names the image; layer failures name the layer's blob.
@@ -129,6 +131,9 @@ pub struct Options {
     pub fetch: fetch::Options,
     /// Layers fetched and unpacked at once for one image. Default: 3.
     pub layers_in_parallel: usize,
+    /// Layers fetched and unpacked at once by all the pulls of one [`Puller`]: the node-wide
+    /// limit of `hoist serve`. Default: 6.
+    pub layers_per_node: usize,
     /// Range requests in flight across all layers of one image; with the chunk size this
     /// bounds a pull's memory. Default: 8.
     pub chunks_per_image: usize,
@@ -144,6 +149,7 @@ impl Default for Options {
             platform: Platform::host(),
             fetch: fetch::Options::default(),
             layers_in_parallel: 3,
+            layers_per_node: 6,
             chunks_per_image: 8,
             max_layer_size: None,
             unpack: unpack::Options::default(),
@@ -210,24 +216,60 @@ pub struct Pulled {
     pub seconds: f64,
 }
 
-/// Pulls images into a snapshot store.
+/// Pulls images into a snapshot store. One puller serves every pull of a process: concurrent
+/// pulls of the same layer share one fetch, and `layers_per_node` bounds them all.
 #[derive(Debug)]
 pub struct Puller {
     client: Arc<Client>,
     store: Arc<Store>,
     images: Images,
     options: Options,
+    flights: Arc<Flights>,
+    node_gate: Arc<Semaphore>,
+}
+
+/// One layer's place in a pull.
+enum Slot {
+    /// Already committed before the pull.
+    Present,
+    /// Fetched by this pull: the task, and the claim that other pulls wait on.
+    Own(tokio::task::JoinHandle<Result<(Staged, u64)>>, Ticket),
+    /// Fetched by another pull.
+    Wait(Waiter),
 }
 
 impl Puller {
     /// A puller writing into `store` and `images`.
     pub fn new(client: Arc<Client>, store: Arc<Store>, images: Images, options: Options) -> Puller {
+        let node_gate = Arc::new(Semaphore::new(options.layers_per_node.max(1)));
         Puller {
             client,
             store,
             images,
             options,
+            flights: Arc::default(),
+            node_gate,
         }
+    }
+
+    /// The store this puller commits into.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The registry client.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// The pull settings.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Layers being fetched right now, across every pull.
+    pub fn layers_in_flight(&self) -> usize {
+        self.flights.in_flight()
     }
 
     /// The image records this puller writes.
@@ -242,30 +284,48 @@ impl Puller {
         credentials: Credentials,
         observer: Arc<dyn Observer>,
     ) -> Result<Pulled> {
+        self.pull_until(reference, credentials, observer, CancellationToken::new())
+            .await
+    }
+
+    /// As [`Puller::pull`], stopping with [`Error::Cancelled`] when `cancel` fires. Unlike
+    /// dropping the future, this lets the pull clean up: the layers it committed and no image
+    /// or other pull uses are removed again, so a cancelled pull leaves nothing behind.
+    pub async fn pull_until(
+        &self,
+        reference: &Reference,
+        credentials: Credentials,
+        observer: Arc<dyn Observer>,
+        cancel: CancellationToken,
+    ) -> Result<Pulled> {
         let started = Instant::now();
         let image = reference.to_string();
         let span = tracing::info_span!("pull", %image);
         async {
             let repo = Arc::new(self.client.repository(reference.registry(), reference.repository(), credentials));
-            let plan = plan::plan(&repo, reference, &self.options.platform)
-                .await
-                .map_err(|source| Error::Plan {
-                    image: image.clone(),
-                    source: Box::new(source),
-                })?;
+            let planned = tokio::select! {
+                planned = plan::plan(&repo, reference, &self.options.platform) => planned,
+                () = cancel.cancelled() => return Err(Error::Cancelled { image: image.clone() }),
+            };
+            let plan = planned.map_err(|source| Error::Plan {
+                image: image.clone(),
+                source: Box::new(source),
+            })?;
             let store_err = |source| Error::Store {
                 image: image.clone(),
                 source,
             };
-            let mut present = Vec::with_capacity(plan.layers.len());
-            for layer in &plan.layers {
-                present.push(self.store.get(&layer.chain_id.to_string()).map_err(store_err)?.is_some());
-            }
+            let chain_ids: Vec<Digest> = plan.layers.iter().map(|l| l.chain_id).collect();
+            let (claims, _hold) = self
+                .flights
+                .claim(&chain_ids, |c| self.store.get(&c.to_string()).map(|s| s.is_some()))
+                .map_err(store_err)?;
+            let present: Vec<bool> = claims.iter().map(|c| matches!(c, Claim::Present)).collect();
             observer.on(Event::Planned {
                 plan: &plan,
                 present: &present,
             });
-            let (fetched_bytes, unpacked_bytes) = self.pull_layers(&image, &repo, &plan, &present, &observer).await?;
+            let fetched = self.pull_layers(&image, &repo, &plan, claims, &observer, &cancel).await?;
             self.record(&plan).map_err(|source| Error::Images {
                 image: image.clone(),
                 source,
@@ -275,91 +335,91 @@ impl Puller {
                 id: plan.config,
                 digest: plan.target,
                 layers: plan.layers.len(),
-                fetched_layers: present.iter().filter(|p| !**p).count(),
-                fetched_bytes,
-                unpacked_bytes,
+                fetched_layers: fetched.layers,
+                fetched_bytes: fetched.bytes,
+                unpacked_bytes: fetched.unpacked,
                 seconds: started.elapsed().as_secs_f64(),
             };
-            tracing::info!(id = %pulled.id, fetched_layers = pulled.fetched_layers, fetched_bytes, elapsed_ms = started.elapsed().as_millis() as u64, "pulled");
+            tracing::info!(id = %pulled.id, fetched_layers = pulled.fetched_layers, fetched_bytes = pulled.fetched_bytes, elapsed_ms = started.elapsed().as_millis() as u64, "pulled");
             Ok(pulled)
         }
         .instrument(span)
         .await
     }
 
-    /// Fetches and unpacks the missing layers in parallel and commits them in chain order.
+    /// Fetches and unpacks the layers this pull owns in parallel, waits for those other pulls
+    /// own, and commits in chain order.
     async fn pull_layers(
         &self,
         image: &str,
         repo: &Arc<Repository>,
         plan: &Plan,
-        present: &[bool],
+        claims: Vec<Claim>,
         observer: &Arc<dyn Observer>,
-    ) -> Result<(u64, u64)> {
-        let cancel = CancellationToken::new();
-        // Dropping the pull (a cancelled CRI request) cancels its layer tasks.
+        caller: &CancellationToken,
+    ) -> Result<Fetched> {
+        let cancel = caller.child_token();
+        // Dropping the pull cancels its layer tasks too (they clean up their staging).
         let _guard = cancel.clone().drop_guard();
-        let layers_gate = Arc::new(Semaphore::new(self.options.layers_in_parallel.max(1)));
+        let image_gate = Arc::new(Semaphore::new(self.options.layers_in_parallel.max(1)));
         let budget = Arc::new(Semaphore::new(self.options.chunks_per_image.max(1)));
-        let mut tasks = Vec::with_capacity(plan.layers.len());
-        for (index, layer) in plan.layers.iter().enumerate() {
-            if present[index] {
-                tasks.push(None);
-                continue;
-            }
-            let job = LayerJob {
-                image: image.to_owned(),
-                index,
-                layer: layer.clone(),
-                repo: Arc::clone(repo),
-                store: Arc::clone(&self.store),
-                options: self.options.clone(),
-                budget: Arc::clone(&budget),
-                observer: Arc::clone(observer),
-                cancel: cancel.clone(),
-            };
-            let gate = Arc::clone(&layers_gate);
-            tasks.push(Some(tokio::spawn(async move {
-                let _permit = gate
-                    .acquire_owned()
-                    .await
-                    .expect("the layer gate is never closed");
+        let job = |index: usize| LayerJob {
+            image: image.to_owned(),
+            index,
+            layer: plan.layers[index].clone(),
+            repo: Arc::clone(repo),
+            store: Arc::clone(&self.store),
+            options: self.options.clone(),
+            budget: Arc::clone(&budget),
+            observer: Arc::clone(observer),
+            cancel: cancel.clone(),
+        };
+        let spawn = |index: usize| {
+            let job = job(index);
+            let gates = (Arc::clone(&image_gate), Arc::clone(&self.node_gate));
+            tokio::spawn(async move {
+                let _image = gates.0.acquire_owned().await.expect("never closed");
+                let _node = gates.1.acquire_owned().await.expect("never closed");
                 job.run().await
-            })));
-        }
-        let (mut fetched, mut unpacked) = (0, 0);
+            })
+        };
+        let slots: Vec<Slot> = claims
+            .into_iter()
+            .enumerate()
+            .map(|(index, claim)| match claim {
+                Claim::Present => Slot::Present,
+                Claim::Owner(ticket) => Slot::Own(spawn(index), ticket),
+                Claim::Wait(waiter) => Slot::Wait(waiter),
+            })
+            .collect();
+        let mut fetched = Fetched::default();
+        let mut committed = Vec::new();
         let mut failure = None;
-        for (index, task) in tasks.into_iter().enumerate() {
-            let Some(task) = task else { continue };
-            let outcome = match task.await {
-                Ok(outcome) => outcome,
-                Err(e) => Err(Error::Task {
-                    image: image.to_owned(),
-                    detail: e.to_string(),
-                }),
-            };
-            if failure.is_some() {
-                continue; // only waiting for the cancelled layers to clean up
-            }
-            let result = outcome.and_then(|(staged, size)| {
-                let layer = &plan.layers[index];
-                let parent = index.checked_sub(1).map(|p| plan.layers[p].chain_id.to_string());
-                let started = Instant::now();
-                self.store
-                    .commit(staged, &layer.chain_id.to_string(), parent.as_deref(), size)
-                    .map_err(|source| Error::Store {
-                        image: image.to_owned(),
-                        source,
-                    })?;
-                tracing::debug!(layer = %layer.blob, chain_id = %layer.chain_id, elapsed_ms = started.elapsed().as_millis() as u64, "committed");
-                observer.on(Event::Committed { layer: index });
-                Ok(size)
-            });
-            match result {
-                Ok(size) => {
-                    fetched += plan.layers[index].size;
-                    unpacked += size;
+        for (index, slot) in slots.into_iter().enumerate() {
+            let outcome = match slot {
+                Slot::Present => continue,
+                Slot::Own(task, ticket) => {
+                    let staged = join(image, task.await);
+                    if failure.is_some() {
+                        continue; // only waiting for the cancelled layers to clean up
+                    }
+                    staged.and_then(|s| self.commit(image, plan, index, s, ticket))
                 }
+                Slot::Wait(_) if failure.is_some() => continue,
+                Slot::Wait(waiter) => tokio::select! {
+                    taken = self.take_over(image, plan, index, waiter, &spawn) => taken,
+                    () = cancel.cancelled() => Err(Error::Cancelled { image: image.to_owned() }),
+                },
+            };
+            match outcome {
+                Ok(Some(size)) => {
+                    committed.push(plan.layers[index].chain_id);
+                    fetched.layers += 1;
+                    fetched.bytes += plan.layers[index].size;
+                    fetched.unpacked += size;
+                    observer.on(Event::Committed { layer: index });
+                }
+                Ok(None) => observer.on(Event::Committed { layer: index }),
                 Err(e) => {
                     cancel.cancel();
                     failure = Some(e);
@@ -367,9 +427,101 @@ impl Puller {
             }
         }
         match failure {
-            Some(e) => Err(e),
-            None => Ok((fetched, unpacked)),
+            Some(e) => {
+                self.remove_unused_layers(&committed);
+                Err(e)
+            }
+            None => Ok(fetched),
         }
+    }
+
+    /// Removes the layers `chain_ids` from the store, top first, unless an image record
+    /// references them or a pull is using them: after a failed pull (the layers it committed),
+    /// and after an image is removed when containerd does not collect its layers. Layers that
+    /// cannot be removed are kept and logged.
+    pub fn remove_unused_layers(&self, chain_ids: &[Digest]) {
+        if chain_ids.is_empty() {
+            return;
+        }
+        let referenced: std::collections::HashSet<Digest> = match self.images.list() {
+            Ok(records) => records.into_iter().flat_map(|r| r.chain_ids).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the image records; keeping the layers");
+                return;
+            }
+        };
+        for chain_id in chain_ids.iter().rev().filter(|c| !referenced.contains(c)) {
+            let name = chain_id.to_string();
+            match self
+                .flights
+                .discard_unused(chain_id, || self.store.remove(&name))
+            {
+                Some(Ok(())) => tracing::debug!(%chain_id, "removed an unused layer"),
+                Some(Err(e)) => tracing::debug!(%chain_id, error = %e, "kept a layer"),
+                None => tracing::debug!(%chain_id, "kept a layer: a pull is using it"),
+            }
+        }
+    }
+
+    /// Waits for the pull that owns layer `index`; if it fails, claims the layer again and,
+    /// when this pull becomes the owner, fetches it. `Some(size)` when this pull committed it.
+    async fn take_over(
+        &self,
+        image: &str,
+        plan: &Plan,
+        index: usize,
+        mut waiter: Waiter,
+        spawn: &impl Fn(usize) -> tokio::task::JoinHandle<Result<(Staged, u64)>>,
+    ) -> Result<Option<u64>> {
+        let chain_id = plan.layers[index].chain_id;
+        loop {
+            if waiter.committed().await {
+                return Ok(None);
+            }
+            tracing::debug!(%chain_id, "the pull fetching this layer failed; claiming it");
+            let claim = self
+                .flights
+                .reclaim(chain_id, |c| {
+                    self.store.get(&c.to_string()).map(|s| s.is_some())
+                })
+                .map_err(|source| Error::Store {
+                    image: image.to_owned(),
+                    source,
+                })?;
+            match claim {
+                Claim::Present => return Ok(None),
+                Claim::Wait(next) => waiter = next,
+                Claim::Owner(ticket) => {
+                    let staged = join(image, spawn(index).await)?;
+                    return self.commit(image, plan, index, staged, ticket);
+                }
+            }
+        }
+    }
+
+    /// Commits layer `index` on its parent and releases its waiters.
+    fn commit(
+        &self,
+        image: &str,
+        plan: &Plan,
+        index: usize,
+        (staged, size): (Staged, u64),
+        ticket: Ticket,
+    ) -> Result<Option<u64>> {
+        let layer = &plan.layers[index];
+        let parent = index
+            .checked_sub(1)
+            .map(|p| plan.layers[p].chain_id.to_string());
+        let started = Instant::now();
+        self.store
+            .commit(staged, &layer.chain_id.to_string(), parent.as_deref(), size)
+            .map_err(|source| Error::Store {
+                image: image.to_owned(),
+                source,
+            })?;
+        ticket.committed();
+        tracing::debug!(layer = %layer.blob, chain_id = %layer.chain_id, elapsed_ms = started.elapsed().as_millis() as u64, "committed");
+        Ok(Some(size))
     }
 
     fn record(&self, plan: &Plan) -> crate::images::Result<()> {
@@ -400,6 +552,27 @@ impl Puller {
         self.images
             .put(&record(plan.reference.with_digest(plan.target).to_string()))
     }
+}
+
+/// What one pull fetched itself (layers other pulls fetched for it are not counted).
+#[derive(Debug, Default)]
+struct Fetched {
+    layers: usize,
+    bytes: u64,
+    unpacked: u64,
+}
+
+/// A layer task's outcome, with a panic turned into an error.
+fn join(
+    image: &str,
+    joined: std::result::Result<Result<(Staged, u64)>, tokio::task::JoinError>,
+) -> Result<(Staged, u64)> {
+    joined.unwrap_or_else(|e| {
+        Err(Error::Task {
+            image: image.to_owned(),
+            detail: e.to_string(),
+        })
+    })
 }
 
 /// Everything one layer task needs.

@@ -125,7 +125,9 @@ pub async fn serve(
     })
 }
 
-fn bind(socket: &Path) -> Result<UnixListener> {
+/// Binds a unix socket at `socket` with mode 0660, creating its directory and replacing a stale
+/// socket (never another kind of file). Shared with the other gRPC services of `hoist serve`.
+pub fn bind(socket: &Path) -> Result<UnixListener> {
     let failed = |op| {
         move |source| Error::Socket {
             op,

@@ -164,6 +164,18 @@ pub async fn register(
     blobs: &Blobs,
     options: &Options,
 ) -> Result<Registered> {
+    register_as(client, record, blobs, &[], options).await
+}
+
+/// As [`register`], also creating image records named `aliases` (the other names of the same
+/// image, such as its `repo@digest` beside its tag) in the same lease.
+pub async fn register_as(
+    client: &Client,
+    record: &Record,
+    blobs: &Blobs,
+    aliases: &[String],
+    options: &Options,
+) -> Result<Registered> {
     let started = Instant::now();
     let span = tracing::info_span!("register", image = %record.name, digest = %record.target);
     async {
@@ -176,7 +188,7 @@ pub async fn register(
             .create_lease(options.lease_expiry)
             .await
             .map_err(fail)?;
-        let result = write_all(client, &lease, record, blobs, &docs, options).await;
+        let result = write_all(client, &lease, record, blobs, &docs, aliases, options).await;
         // The lease goes either way: on failure what was written is garbage, and on success
         // the image record references it.
         if let Err(e) = client.delete_lease(lease).await {
@@ -201,6 +213,7 @@ async fn write_all(
     record: &Record,
     blobs: &Blobs,
     docs: &Documents,
+    aliases: &[String],
     options: &Options,
 ) -> containerd::Result<Registered> {
     let lease = Some(lease);
@@ -264,6 +277,7 @@ async fn write_all(
         .await?;
 
     let mut names = vec![record.name.clone()];
+    names.extend(aliases.iter().filter(|a| **a != record.name).cloned());
     if options.id_record {
         names.push(record.config.to_string());
     }
