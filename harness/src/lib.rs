@@ -3,6 +3,8 @@
 //! * [`image`]: describe an image entry by entry (or generate one from a seed) and write it as an
 //!   OCI image layout, with OCI or Docker media types and gzip, zstd or no compression.
 //! * [`skopeo`]: push such a layout to a registry without recompressing it.
+//! * [`bench`]: `hoist-bench run`, the named scenarios measured across Hoist, containerd, skopeo
+//!   and the floor, with JSON, Markdown and SVG reports.
 //! * [`containerd`]: drive Debian's containerd through `ctr` (pull, mount), the baseline Hoist
 //!   is compared with.
 //! * [`proxy`]: a shaping, fault-injecting HTTP proxy in front of a registry, to emulate remote
@@ -14,6 +16,7 @@
 //! The crate shells out to the real tools (`skopeo`, `ctr`) rather than re-implementing them: the
 //! point is to check Hoist against what a node really runs.
 
+pub mod bench;
 pub mod containerd;
 pub mod credentials;
 pub mod cri;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use hoist_harness::bench;
 use hoist_harness::image::{self, Compression, Generated, MediaTypes, Mix};
 
 #[derive(Debug, Parser)]
@@ -18,6 +19,57 @@ struct Cli {
 enum Commands {
     /// Write a generated image as an OCI image layout and print its digests as JSON.
     Image(ImageArgs),
+    /// Run named scenarios against Hoist, containerd, skopeo and the floor, and report.
+    Run(RunArgs),
+    /// The floor of one image: its layer blobs from an OCI layout on local disk, verified,
+    /// decoded and unpacked with Hoist's stages on all cores (run by `run` as a child).
+    Floor(FloorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Scenarios: loopback-gzip, s3like-gzip, s3like-zstd, many-layers, warm, fanout, scale.
+    #[arg(required = true)]
+    scenarios: Vec<String>,
+    /// Measurements per system and scenario, alternating systems.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the report as a Markdown table here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Write an SVG plot of pull time against image size here.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// A Hoist pull setting, KEY=VALUE or KEY=V1,V2,... to sweep (repeatable; every
+    /// combination runs): chunk_size=1MiB,4MiB, chunks_in_flight=4, layers_in_parallel=3, ...
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+    /// Image sizes relative to the scenarios' (0.01 for a quick check).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Only these systems (hoist-pull, ctr-pull, skopeo, floor; comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    systems: Vec<String>,
+    /// Work directory, created (registry storage, images, stores). Default: a new one under
+    /// /tmp, removed afterwards. Keep it short: containerd's socket lives below it.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// The hoist binary. Default: `hoist` beside this program, else from PATH.
+    #[arg(long)]
+    hoist: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct FloorArgs {
+    /// OCI image layout holding the image.
+    #[arg(long)]
+    layout: PathBuf,
+    /// Directory to unpack the layers into (one subdirectory per layer).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -83,6 +135,8 @@ fn parse_size(text: &str) -> Result<u64, String> {
 fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Commands::Image(args) => write_image(args),
+        Commands::Run(args) => run(args),
+        Commands::Floor(args) => floor(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -127,5 +181,76 @@ fn write_image(args: ImageArgs) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut stdout, &written).context("printing the digests")?;
     writeln!(stdout).context("printing the digests")?;
+    Ok(())
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let settings = args
+        .settings
+        .iter()
+        .map(|s| s.parse::<bench::Setting>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let bench_exe = std::env::current_exe().context("finding this program")?;
+    let hoist = args.hoist.unwrap_or_else(|| {
+        let beside = bench_exe.with_file_name("hoist");
+        if beside.is_file() {
+            beside
+        } else {
+            PathBuf::from("hoist")
+        }
+    });
+    let temporary = match &args.work_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("hb.")
+                .tempdir_in("/tmp")
+                .context("creating a work directory")?,
+        ),
+    };
+    let work_dir = match (&args.work_dir, &temporary) {
+        (Some(dir), _) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir.clone()
+        }
+        (None, Some(t)) => t.path().to_owned(),
+        (None, None) => unreachable!("a temporary directory is made when none is given"),
+    };
+    let options = bench::Options {
+        scenarios: args.scenarios,
+        runs: args.runs.max(1),
+        scale: args.scale,
+        settings,
+        systems: args.systems,
+        work_dir,
+        hoist,
+        bench: bench_exe,
+    };
+    let mut log = |line: &str| {
+        let _ = writeln!(std::io::stderr(), "[hoist-bench] {line}");
+    };
+    let report = bench::run(&options, &mut log)?;
+    let markdown = bench::report::markdown(&report);
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).context("encoding the report")?;
+        bench::write_file(path, &json)?;
+    }
+    if let Some(path) = &args.markdown {
+        bench::write_file(path, &markdown)?;
+    }
+    if let Some(path) = &args.svg {
+        bench::write_file(path, &bench::report::svg(&report))?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(markdown.as_bytes())
+        .context("printing the report")?;
+    Ok(())
+}
+
+fn floor(args: FloorArgs) -> anyhow::Result<()> {
+    let bytes = bench::floor::run(&args.layout, &args.out)
+        .with_context(|| format!("floor of {}", args.layout.display()))?;
+    writeln!(std::io::stdout(), "{{\"unpacked_bytes\":{bytes}}}").context("printing")?;
     Ok(())
 }

@@ -13,6 +13,7 @@
 // Tests may unwrap (STYLE.md); the lint is for library code, and the helpers here are test code.
 #![allow(clippy::unwrap_used)]
 
+mod bench;
 mod compare;
 mod connector_services;
 mod connectors_basic;
