@@ -2,7 +2,8 @@
 # Everything the tests need, then all tests: installs the real parts (containerd, docker-registry,
 # skopeo, runc) when missing, checks formatting and lints, then runs the whole test suite beside a
 # plain registry, a registry with basic auth and a containerd of their own, started on 127.0.0.1
-# in a temporary directory and stopped afterwards (scripts/with-services.sh).
+# in a temporary directory and stopped afterwards (scripts/with-services.sh), then runs each fuzz
+# target for a bounded time (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -17,3 +18,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (with a registry and containerd)"
 # Tests that need the services fail (rather than skip) when they are missing.
 HOIST_TEST_REQUIRE_SERVICES=1 scripts/with-services.sh cargo test --workspace --locked
+# Each fuzz target for a bounded time (nightly toolchain only; skipped with a message otherwise).
+scripts/fuzz.sh

@@ -162,6 +162,9 @@ pub struct PullConfig {
     pub progress_timeout_secs: u64,
     /// Largest uncompressed layer accepted, in bytes (decompression bombs). Default: none.
     pub max_layer_size: Option<u64>,
+    /// Largest ratio of a layer's uncompressed size to its compressed size (decompression
+    /// bombs); layers up to 16 MiB uncompressed are always allowed. Default: none.
+    pub max_layer_ratio: Option<u64>,
     /// Whether layers may create character and block devices. Default: true (as containerd).
     pub allow_devices: bool,
 }
@@ -181,6 +184,7 @@ impl Default for PullConfig {
             backoff_ms: fetch.backoff.as_millis() as u64,
             progress_timeout_secs: registry::Options::default().progress_timeout.as_secs(),
             max_layer_size: None,
+            max_layer_ratio: None,
             allow_devices: true,
         }
     }
@@ -275,6 +279,7 @@ impl Config {
             layers_per_node: p.layers_per_node,
             chunks_per_image: p.chunks_per_image,
             max_layer_size: p.max_layer_size,
+            max_layer_ratio: p.max_layer_ratio,
             unpack: pull::unpack::Options {
                 allow_devices: p.allow_devices,
                 ..pull::unpack::Options::default()

@@ -72,6 +72,20 @@ impl Error {
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Uncompressed bytes any layer may have however small it is compressed, before a ratio
+/// bound applies: an empty tar is 10 KiB of zeros that gzip makes 30 bytes.
+pub const RATIO_FLOOR: u64 = 16 << 20;
+
+/// The most bytes a layer blob of `compressed` bytes may decompress to: `max_size`, and at
+/// most `max_ratio` times the blob (but never less than [`RATIO_FLOOR`]). `None` is no limit.
+pub fn limit(max_size: Option<u64>, max_ratio: Option<u64>, compressed: u64) -> Option<u64> {
+    let by_ratio = max_ratio.map(|r| r.saturating_mul(compressed).max(RATIO_FLOOR));
+    match (max_size, by_ratio) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Hashes a blob's bytes as they pass and checks them against the descriptor.
 #[derive(Debug)]
 pub struct BlobVerifier {
@@ -328,6 +342,18 @@ mod tests {
         d.read_to_end(&mut out).map_err(|e| d.read_error(e))?;
         d.finish()?;
         Ok(out)
+    }
+
+    #[test]
+    fn limit_is_the_tighter_bound_with_a_floor_under_the_ratio() {
+        let mib = 1 << 20;
+        assert_eq!(limit(None, None, 10), None);
+        assert_eq!(limit(Some(5), None, 10), Some(5));
+        // 100 × 1 KiB is under the floor: small layers always fit.
+        assert_eq!(limit(None, Some(100), 1024), Some(RATIO_FLOOR));
+        assert_eq!(limit(None, Some(100), mib), Some(100 * mib));
+        assert_eq!(limit(Some(mib), Some(100), mib), Some(mib));
+        assert_eq!(limit(None, Some(u64::MAX), 2), Some(u64::MAX));
     }
 
     #[test]

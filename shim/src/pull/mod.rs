@@ -139,6 +139,9 @@ pub struct Options {
     pub chunks_per_image: usize,
     /// Largest uncompressed layer accepted, in bytes (decompression bombs). Default: none.
     pub max_layer_size: Option<u64>,
+    /// Largest ratio of uncompressed to compressed layer size accepted (decompression bombs;
+    /// see [`decode::limit`]). Default: none.
+    pub max_layer_ratio: Option<u64>,
     /// How layers are unpacked.
     pub unpack: unpack::Options,
 }
@@ -152,6 +155,7 @@ impl Default for Options {
             layers_per_node: 6,
             chunks_per_image: 8,
             max_layer_size: None,
+            max_layer_ratio: None,
             unpack: unpack::Options::default(),
         }
     }
@@ -614,7 +618,11 @@ impl LayerJob {
         let (tx, reader) = pipe::channel(2);
         let layer = self.layer.clone();
         let unpack_options = self.options.unpack.clone();
-        let limit = self.options.max_layer_size;
+        let limit = decode::limit(
+            self.options.max_layer_size,
+            self.options.max_layer_ratio,
+            self.layer.size,
+        );
         let unpacker = tokio::task::spawn_blocking(move || {
             unpack_layer(reader, staged, &layer, limit, &unpack_options)
         });

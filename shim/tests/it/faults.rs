@@ -3,10 +3,11 @@
 
 use hoist::registry::{Credentials, Secret};
 
+use crate::reliability::{Outcome, record};
 use crate::support::{Comp, Faults, FaultyRegistry, Node, image, indexed, noise, options, tar_of};
 
 /// Three layers, the middle one spanning several 64 KiB chunks.
-fn three_layers(comp: Comp) -> crate::support::Image {
+pub(crate) fn three_layers(comp: Comp) -> crate::support::Image {
     let big = noise(300_000, 7);
     image(
         &[
@@ -19,7 +20,7 @@ fn three_layers(comp: Comp) -> crate::support::Image {
     )
 }
 
-async fn pull_with(
+pub(crate) async fn pull_with(
     faults: Faults,
     comp: Comp,
 ) -> (
@@ -35,7 +36,7 @@ async fn pull_with(
     (registry, node, result)
 }
 
-fn assert_pulled(node: &Node, result: &hoist::pull::Result<hoist::pull::Pulled>) {
+pub(crate) fn assert_pulled(node: &Node, result: &hoist::pull::Result<hoist::pull::Pulled>) {
     let pulled = result.as_ref().expect("pull succeeds");
     assert_eq!(pulled.layers, 3);
     assert_eq!(node.store.list().unwrap().len(), 3);
@@ -84,6 +85,22 @@ async fn recovers_from_transient_faults() {
             },
         ),
         (
+            "502 then success",
+            Faults {
+                server_errors: 2,
+                error_status: Some(502),
+                ..Faults::default()
+            },
+        ),
+        (
+            "503 then success",
+            Faults {
+                server_errors: 2,
+                error_status: Some(503),
+                ..Faults::default()
+            },
+        ),
+        (
             "429 Retry-After then success",
             Faults {
                 too_many: 1,
@@ -122,9 +139,10 @@ async fn recovers_from_transient_faults() {
         ),
     ];
     for (name, faults) in cases {
-        let (_registry, node, result) = pull_with(faults, Comp::Gzip).await;
+        let (registry, node, result) = pull_with(faults, Comp::Gzip).await;
         assert!(result.is_ok(), "{name}: {:?}", result.err());
         assert_pulled(&node, &result);
+        record(name, Outcome::Recovered, registry.blob_requests(), None);
     }
 }
 
@@ -140,7 +158,7 @@ async fn fails_cleanly_on_lies() {
             "hashes to",
         ),
         (
-            "more bytes than declared",
+            "blob larger than its descriptor",
             Faults {
                 extra_bytes: 10,
                 ..Faults::default()
@@ -148,7 +166,7 @@ async fn fails_cleanly_on_lies() {
             "more than",
         ),
         (
-            "more bytes than declared, range ignored",
+            "blob larger than its descriptor, range ignored",
             Faults {
                 extra_bytes: 10,
                 ignore_range: true,
@@ -165,6 +183,51 @@ async fn fails_cleanly_on_lies() {
             "500",
         ),
         (
+            "persistent 502",
+            Faults {
+                server_errors: 1000,
+                error_status: Some(502),
+                ..Faults::default()
+            },
+            "502",
+        ),
+        (
+            "persistent 503",
+            Faults {
+                server_errors: 1000,
+                error_status: Some(503),
+                ..Faults::default()
+            },
+            "503",
+        ),
+        (
+            "Content-Length larger than the blob",
+            Faults {
+                ignore_range: true,
+                lie_length: Some(100),
+                ..Faults::default()
+            },
+            // The server cannot send the bytes it promised: the body always ends early.
+            "blob sha256:",
+        ),
+        (
+            "Content-Length smaller than the blob",
+            Faults {
+                ignore_range: true,
+                lie_length: Some(-100),
+                ..Faults::default()
+            },
+            "Content-Length",
+        ),
+        (
+            "Content-Range other than requested",
+            Faults {
+                lie_range: true,
+                ..Faults::default()
+            },
+            "Content-Range",
+        ),
+        (
             "truncated every time",
             Faults {
                 reset_after: Some((100, 1000)),
@@ -174,7 +237,7 @@ async fn fails_cleanly_on_lies() {
         ),
     ];
     for (name, faults, needle) in cases {
-        let (_registry, node, result) = pull_with(faults, Comp::Gzip).await;
+        let (registry, node, result) = pull_with(faults, Comp::Gzip).await;
         let err = result.expect_err(name).to_string();
         assert!(
             err.contains("test/app:v1"),
@@ -185,7 +248,13 @@ async fn fails_cleanly_on_lies() {
             "{name}: error names the layer: {err}"
         );
         assert!(err.contains(needle), "{name}: {err}");
-        node.assert_empty();
+        node.assert_clean(registry.image(), &err);
+        record(
+            name,
+            Outcome::FailedCleanly,
+            registry.blob_requests(),
+            Some(&err),
+        );
     }
 }
 
@@ -204,6 +273,12 @@ async fn rejects_a_layer_whose_diff_id_lies() {
         .unwrap_err();
     assert!(err.to_string().contains("image config says"), "{err}");
     node.assert_empty();
+    record(
+        "wrong diff ID",
+        Outcome::FailedCleanly,
+        registry.blob_requests(),
+        Some(&err.to_string()),
+    );
 }
 
 #[tokio::test]

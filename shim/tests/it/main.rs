@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod corpus;
 mod faults;
+mod limits;
+mod reliability;
 mod serve;
 mod support;

@@ -159,8 +159,20 @@ pub struct Faults {
     pub reset_after: Option<(usize, usize)>,
     /// Answer 429 with Retry-After: 1 to the first N blob requests.
     pub too_many: usize,
-    /// Answer 500 to the first N blob requests.
+    /// Answer `error_status` (500 when unset) to the first N blob requests.
     pub server_errors: usize,
+    /// The status `server_errors` answers with.
+    pub error_status: Option<u16>,
+    /// Declare a Content-Length this many bytes off the truth on whole-blob answers.
+    pub lie_length: Option<i64>,
+    /// Answer Range requests with a Content-Range one byte later than the bytes sent.
+    pub lie_range: bool,
+    /// Send half the body, then stall for this long, for the first N blob requests.
+    pub stall: Option<(std::time::Duration, usize)>,
+    /// Redirect blob requests to themselves, forever.
+    pub redirect_loop: bool,
+    /// Serve these bytes for every manifest request instead of the image's manifest.
+    pub manifest_body: Option<Vec<u8>>,
     /// Omit Content-Length (stream chunked) on whole-blob answers.
     pub no_length: bool,
     /// Redirect blob requests to `localhost:PORT/storage/…` (another host).
@@ -218,6 +230,11 @@ impl FaultyRegistry {
 
     pub fn reference(&self) -> hoist::Reference {
         format!("{}/test/app:v1", self.addr).parse().unwrap()
+    }
+
+    /// The image this registry serves.
+    pub fn image(&self) -> &Image {
+        &self.shared.image
     }
 
     pub fn blob_requests(&self) -> usize {
@@ -297,6 +314,15 @@ async fn manifest(
     if !authorized(&shared, &headers) {
         return unauthorized(&shared);
     }
+    if let Some(body) = &shared.faults.manifest_body {
+        return Response::builder()
+            .header(
+                header::CONTENT_TYPE,
+                "application/vnd.oci.image.manifest.v1+json",
+            )
+            .body(Body::from(body.clone()))
+            .unwrap();
+    }
     if let Some((index, digest)) = &shared.image.index
         && reference != shared.image.manifest_digest.to_string()
     {
@@ -341,7 +367,7 @@ async fn blob(
     let f = &shared.faults;
     if n < f.server_errors {
         return Response::builder()
-            .status(500)
+            .status(f.error_status.unwrap_or(500))
             .body(Body::from("boom"))
             .unwrap();
     }
@@ -349,6 +375,17 @@ async fn blob(
         return Response::builder()
             .status(429)
             .header(header::RETRY_AFTER, "1")
+            .body(Body::empty())
+            .unwrap();
+    }
+    if f.redirect_loop {
+        let port = shared.port.load(Ordering::SeqCst);
+        return Response::builder()
+            .status(302)
+            .header(
+                header::LOCATION,
+                format!("http://127.0.0.1:{port}/v2/test/app/blobs/{digest}"),
+            )
             .body(Body::empty())
             .unwrap();
     }
@@ -409,11 +446,14 @@ fn serve_blob(
             Some((s, e.min(total - 1)))
         });
     let (status, body, content_range) = match range {
-        Some((s, e)) if !f.ignore_range => (
-            206,
-            bytes[s..=e].to_vec(),
-            Some(format!("bytes {s}-{e}/{total}")),
-        ),
+        Some((s, e)) if !f.ignore_range => {
+            let shift = usize::from(f.lie_range);
+            (
+                206,
+                bytes[s..=e].to_vec(),
+                Some(format!("bytes {}-{}/{total}", s + shift, e + shift)),
+            )
+        }
         _ => (200, bytes, None),
     };
     let mut builder = Response::builder().status(status);
@@ -435,6 +475,31 @@ fn serve_blob(
         ]);
         return builder
             .header(header::CONTENT_LENGTH, len)
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    if let Some((pause, times)) = f.stall
+        && n < times
+    {
+        let (head, tail) = body.split_at(len / 2);
+        let (head, tail) = (head.to_vec(), tail.to_vec());
+        let stream = async_stream::stream! {
+            yield Ok::<_, std::io::Error>(axum::body::Bytes::from(head));
+            tokio::time::sleep(pause).await;
+            yield Ok(axum::body::Bytes::from(tail));
+        };
+        return builder
+            .header(header::CONTENT_LENGTH, len)
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    if let Some(delta) = f.lie_length
+        && status == 200
+    {
+        let stream =
+            futures::stream::iter([Ok::<_, std::io::Error>(axum::body::Bytes::from(body))]);
+        return builder
+            .header(header::CONTENT_LENGTH, (len as i64 + delta).max(0))
             .body(Body::from_stream(stream))
             .unwrap();
     }
@@ -461,13 +526,27 @@ pub struct Node {
 
 impl Node {
     pub fn new(insecure: &str, options: Options) -> Node {
-        let dir = tempfile::tempdir().unwrap();
+        Node::with_registry(insecure, options, hoist::registry::Options::default())
+    }
+
+    /// A node whose registry client uses `registry_options` (with `insecure` added).
+    pub fn with_registry(
+        insecure: &str,
+        options: Options,
+        mut registry_options: hoist::registry::Options,
+    ) -> Node {
+        registry_options.insecure.push(insecure.to_owned());
+        Node::in_dir(tempfile::tempdir().unwrap(), options, registry_options)
+    }
+
+    /// A node whose store lives in `dir`.
+    pub fn in_dir(
+        dir: tempfile::TempDir,
+        options: Options,
+        registry_options: hoist::registry::Options,
+    ) -> Node {
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let images = Images::open(dir.path()).unwrap();
-        let registry_options = hoist::registry::Options {
-            insecure: vec![insecure.to_owned()],
-            ..Default::default()
-        };
         let client = Arc::new(Client::new(&registry_options).unwrap());
         let puller = Puller::new(client, Arc::clone(&store), images, options);
         Node { dir, store, puller }
@@ -481,6 +560,37 @@ impl Node {
         self.puller
             .pull(reference, credentials, Arc::new(Silent))
             .await
+    }
+
+    /// Asserts a failed pull of `image` left no image record, nothing staged, and no snapshot
+    /// of the layer `err` names or of any layer above it. Layers below it may have been
+    /// committed before the failure: they are complete, verified and reusable, as containerd
+    /// keeps them.
+    pub fn assert_clean(&self, image: &Image, err: &str) {
+        let staging: Vec<_> = std::fs::read_dir(self.dir.path().join("staging"))
+            .unwrap()
+            .collect();
+        assert!(staging.is_empty(), "staging left: {staging:?}");
+        assert!(self.puller.images().list().unwrap().is_empty());
+        let failed = image
+            .layers
+            .iter()
+            .position(|blob| err.contains(&blob.to_string()))
+            .unwrap_or_else(|| panic!("the error names a layer: {err}"));
+        let config = hoist::manifest::parse_config(&image.blobs[&image.config_digest]).unwrap();
+        let chains = hoist::pull::plan::chain_ids(&config.rootfs.diff_ids);
+        for info in self.store.list().unwrap() {
+            assert!(
+                matches!(info.kind, hoist_snapshotter::Kind::Committed),
+                "{info:?}"
+            );
+            let at = chains.iter().position(|c| c.to_string() == info.name);
+            assert!(
+                at.is_some_and(|i| i < failed),
+                "snapshot {} is not a layer below the failed one",
+                info.name
+            );
+        }
     }
 
     /// Asserts the store holds nothing: no snapshot, nothing staged, no image record.

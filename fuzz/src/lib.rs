@@ -1,0 +1,3 @@
+//! Shared bodies of Hoist's fuzz targets (see `checks`).
+
+pub mod checks;
