@@ -23,6 +23,7 @@ pub mod proto;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod workspace;
 
 pub use digest::Digest;
 pub use reference::Reference;

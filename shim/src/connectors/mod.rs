@@ -4,6 +4,7 @@
 //! "Connectors"). [`Live`] holds the current resolver and swaps it on config reload.
 
 pub mod aws;
+pub mod check;
 pub mod config;
 mod connector;
 mod live;

@@ -239,6 +239,14 @@ impl Resolver {
         &self.tokens
     }
 
+    /// `connector`'s credentials, read or fetched now (for `hoist connectors check`).
+    pub async fn credentials(&self, connector: &Connector) -> Result<Credentials, ResolveError> {
+        connector
+            .credentials(&self.env, &self.tokens, &self.metrics)
+            .await
+            .map_err(|e| credentials_error(connector, e))
+    }
+
     /// The connector `reference` names for `pod`, within the pod's chain only.
     pub fn lookup(
         &self,
@@ -299,23 +307,7 @@ impl Resolver {
             (Some(c), _) => match c.credentials(&self.env, &self.tokens, &self.metrics).await {
                 Ok(creds) => creds,
                 Err(e) => {
-                    let refused =
-                        matches!(&e, super::connector::CredentialsError::Aws(a) if a.is_refusal());
-                    let (connector_name, registry, detail) =
-                        (c.to_string(), c.registry(), e.to_string());
-                    let e = if refused {
-                        ResolveError::Unauthenticated {
-                            connector: connector_name,
-                            registry,
-                            detail,
-                        }
-                    } else {
-                        ResolveError::Unavailable {
-                            connector: connector_name,
-                            registry,
-                            detail,
-                        }
-                    };
+                    let e = credentials_error(c, e);
                     self.record(image, pod, Some(c), Some(source), e.outcome(), Some(&e));
                     return Err(e);
                 }
@@ -398,6 +390,24 @@ impl Resolver {
             ),
         }
         self.metrics.record(labels);
+    }
+}
+
+fn credentials_error(c: &Connector, e: super::connector::CredentialsError) -> ResolveError {
+    let refused = matches!(&e, super::connector::CredentialsError::Aws(a) if a.is_refusal());
+    let (connector, registry, detail) = (c.to_string(), c.registry(), e.to_string());
+    if refused {
+        ResolveError::Unauthenticated {
+            connector,
+            registry,
+            detail,
+        }
+    } else {
+        ResolveError::Unavailable {
+            connector,
+            registry,
+            detail,
+        }
     }
 }
 

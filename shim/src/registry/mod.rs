@@ -341,6 +341,25 @@ impl Repository {
         Ok(response)
     }
 
+    /// `GET /v2/` with this handle's credentials, through the challenge flow (a token without
+    /// a repository scope when the handle has no repository): a connectivity and credentials
+    /// check.
+    pub async fn ping(&self) -> Result<()> {
+        let url = self
+            .base
+            .join("v2/")
+            .expect("a base URL always takes a relative path");
+        let response = self.get(&url, &[]).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(Error::Status {
+            url: display_url(&url),
+            status: response.status(),
+            detail: String::new(),
+        })
+    }
+
     fn unauthenticated(&self, detail: &str) -> Error {
         Error::Unauthenticated {
             registry: self.registry.clone(),
@@ -374,14 +393,21 @@ impl Repository {
                 },
                 credentials,
             ) => {
-                let scope = scope
-                    .clone()
-                    .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
-                let cache_key = format!("{scope}|{}", credential_identity(credentials));
+                let scope = scope.clone().or_else(|| {
+                    (!self.repository.is_empty())
+                        .then(|| format!("repository:{}:pull", self.repository))
+                });
+                let cache_key = format!(
+                    "{}|{}",
+                    scope.as_deref().unwrap_or_default(),
+                    credential_identity(credentials)
+                );
                 if let Some(token) = self.client.tokens.get(&self.registry, &cache_key) {
                     return Ok(Secret::new(format!("Bearer {}", token.expose())));
                 }
-                let (token, lifetime) = self.fetch_token(realm, service.as_deref(), &scope).await?;
+                let (token, lifetime) = self
+                    .fetch_token(realm, service.as_deref(), scope.as_deref())
+                    .await?;
                 self.client
                     .tokens
                     .put(&self.registry, &cache_key, token.clone(), lifetime);
@@ -394,13 +420,13 @@ impl Repository {
         &self,
         realm: &str,
         service: Option<&str>,
-        scope: &str,
+        scope: Option<&str>,
     ) -> Result<(Secret, Duration)> {
         let url = reqwest::Url::parse(realm).map_err(|_| Error::Challenge {
             registry: self.registry.clone(),
             source: auth::ChallengeError::Malformed(realm.to_owned()),
         })?;
-        let mut params: Vec<(&str, &str)> = vec![("scope", scope)];
+        let mut params: Vec<(&str, &str)> = scope.map(|s| ("scope", s)).into_iter().collect();
         if let Some(service) = service {
             params.push(("service", service));
         }
