@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+mod cli_connectors;
 use hoist::config::Config;
 use hoist::images::Images;
 use hoist::pull::Puller;
@@ -31,6 +33,11 @@ enum Command {
     Mount(MountArgs),
     /// Run the daemon: serve the snapshot store to containerd as the `hoist` proxy snapshotter.
     Serve(ServeArgs),
+    /// Pull the images a devcontainer.json or .gitpod.yml names, with the connectors' credentials.
+    Prefetch(cli_connectors::PrefetchArgs),
+    /// Registry connectors.
+    #[command(subcommand)]
+    Connectors(cli_connectors::ConnectorsCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +122,10 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Pull(args) => pull(args),
         Command::Serve(args) => serve(args),
+        Command::Prefetch(args) => cli_connectors::prefetch(args),
+        Command::Connectors(cli_connectors::ConnectorsCommand::Check(args)) => {
+            cli_connectors::check(args)
+        }
         Command::Mount(args) => {
             let config = load(&args.common)?;
             let store = Store::open(&config.root)?;

@@ -82,3 +82,32 @@ async fn wrong_password_is_unauthenticated_naming_connector_and_registry_needs_r
     assert!(text.contains(&host), "{text}");
     assert!(!text.contains(wrong), "{text}");
 }
+
+#[tokio::test]
+async fn connectors_check_reports_ok_and_refused_without_the_secret_needs_registry() {
+    let (host, creds) = services::auth_registry();
+    let user = creds.username.as_str();
+    let good = cs::resolver(
+        &connector("nexus", "DockerRegistry", &host, user),
+        &[("SECRET", creds.password.as_str())],
+    );
+    let client = std::sync::Arc::new(
+        hoist::registry::Client::new(&hoist::registry::Options {
+            insecure: vec![host.clone()],
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let rows = hoist::connectors::check::check(&good, &client, None).await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].result.is_ok(), "{:?}", rows[0].result);
+    let wrong = "wrong-password-for-check";
+    let bad = cs::resolver(
+        &connector("nexus", "DockerRegistry", &host, user),
+        &[("SECRET", wrong)],
+    );
+    let rows = hoist::connectors::check::check(&bad, &client, Some("nexus")).await;
+    let table = hoist::connectors::check::table(&rows);
+    assert!(table.contains("FAILED") && table.contains(&host), "{table}");
+    assert!(!table.contains(wrong), "{table}");
+}

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod connectors_cli;
 mod corpus;
 mod faults;
 mod limits;
