@@ -4,7 +4,8 @@
 //! ```text
 //! docker-registry (started here) ◄─ skopeo push ◄─ generated image (OCI layout)
 //!        ▲
-//!   shaping proxy (s3like, many-layers) ◄── hoist pull │ ctr pull │ skopeo copy
+//!   shaping proxy (s3like, many-layers) ◄── hoist serve (CRI) │ hoist pull │ containerd CRI
+//!                                           │ ctr pull │ skopeo copy
 //!                                             floor: the same blobs from local disk
 //! ```
 //!
@@ -13,6 +14,7 @@
 //! `wait4` (their own CPU and peak RSS); containerd, which does the work of `ctr pull`, is read
 //! from `/proc` around the pull and added.
 
+mod cri_systems;
 pub mod floor;
 mod measure;
 pub mod report;
@@ -155,11 +157,15 @@ pub fn run(options: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
             return Err(Error::UnknownSystem { name: name.clone() });
         }
     }
-    let mut all = Vec::new();
-    for variant in sweep::variants(&options.settings) {
-        all.push(System::HoistPull(variant));
-    }
-    all.extend([System::CtrPull, System::Skopeo, System::Floor]);
+    let variants = sweep::variants(&options.settings);
+    let mut all: Vec<System> = variants.iter().cloned().map(System::HoistCri).collect();
+    all.extend(variants.into_iter().map(System::HoistPull));
+    all.extend([
+        System::ContainerdCri,
+        System::CtrPull,
+        System::Skopeo,
+        System::Floor,
+    ]);
     let wanted = |system: &System| {
         let label = system.label();
         options.systems.is_empty()

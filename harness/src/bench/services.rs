@@ -126,10 +126,16 @@ pub struct Containerd {
 
 impl Containerd {
     /// Starts containerd in `dir` (created; its path must be short: unix socket paths are
-    /// limited to 108 bytes). Its CRI plugin is enabled; Hoist's proxy snapshotter `hoist` is
-    /// configured on `DIR/hoist-snapshots.sock`.
-    pub fn start(dir: &Path) -> Result<Containerd> {
+    /// limited to 108 bytes). Its CRI plugin is enabled, reaching `plain_http` (a registry
+    /// host) over plain HTTP; Hoist's proxy snapshotter `hoist` is configured on
+    /// `DIR/hoist-snapshots.sock`.
+    pub fn start(dir: &Path, plain_http: Option<&str>) -> Result<Containerd> {
         create_dir(dir)?;
+        let mirror = plain_http.map_or_else(String::new, |host| {
+            format!(
+                "\n[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"{host}\"]\n  endpoint = [\"http://{host}\"]\n"
+            )
+        });
         let config = dir.join("config.toml");
         let d = dir.display();
         write(
@@ -164,7 +170,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-"#
+{mirror}"#
             ),
         )?;
         let mut command = Command::new("containerd");
@@ -197,6 +203,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     /// containerd's gRPC socket.
     pub fn socket(&self) -> PathBuf {
         self.dir.join("containerd.sock")
+    }
+
+    /// The socket containerd expects Hoist's snapshotter on.
+    pub fn snapshots_socket(&self) -> PathBuf {
+        self.dir.join("hoist-snapshots.sock")
     }
 
     /// The daemon's pid.

@@ -1,4 +1,5 @@
-//! The systems compared, each pulling one image into a cold store per measurement: `hoist
+//! The systems compared, each pulling one image into a cold store per measurement: Hoist's and
+//! containerd's CRI (in [`super::cri_systems`]), `hoist
 //! pull` (fresh `--root`), `ctr image pull` (a fresh containerd), `skopeo copy` to a
 //! directory (fetch only), and the floor (local blobs, no network).
 
@@ -20,6 +21,10 @@ const NAMESPACE: &str = "hoist-bench";
 pub enum System {
     /// `hoist pull` with these settings.
     HoistPull(Variant),
+    /// `hoist serve` with these settings, through its CRI socket.
+    HoistCri(Variant),
+    /// containerd's own CRI `PullImage`.
+    ContainerdCri,
     /// `ctr image pull` into containerd's overlayfs snapshotter.
     CtrPull,
     /// `skopeo copy docker://… dir:…`: fetch and verify only, no unpack.
@@ -29,14 +34,24 @@ pub enum System {
 }
 
 /// System names accepted by `--systems`.
-pub const NAMES: &[&str] = &["hoist-pull", "ctr-pull", "skopeo", "floor"];
+pub const NAMES: &[&str] = &[
+    "hoist-cri",
+    "hoist-pull",
+    "containerd-cri",
+    "ctr-pull",
+    "skopeo",
+    "floor",
+];
 
 impl System {
     /// The name in reports: `hoist-pull`, `hoist-pull[chunk_size=1048576]`, `ctr-pull`, ...
     pub fn label(&self) -> String {
         match self {
+            System::HoistCri(v) if v.settings.is_empty() => "hoist-cri".to_owned(),
+            System::HoistCri(v) => format!("hoist-cri[{}]", v.label()),
             System::HoistPull(v) if v.settings.is_empty() => "hoist-pull".to_owned(),
             System::HoistPull(v) => format!("hoist-pull[{}]", v.label()),
+            System::ContainerdCri => "containerd-cri".to_owned(),
             System::CtrPull => "ctr-pull".to_owned(),
             System::Skopeo => "skopeo".to_owned(),
             System::Floor => "floor".to_owned(),
@@ -45,14 +60,15 @@ impl System {
 
     /// Whether this is Hoist (the reference of the ratios).
     pub fn is_hoist(&self) -> bool {
-        matches!(self, System::HoistPull(_))
+        matches!(self, System::HoistPull(_) | System::HoistCri(_))
     }
 
     /// Whether the system has a meaning in `mode` (skopeo and the floor keep no store, so a
     /// warm pull is not theirs; the floor has no registry to share).
     pub fn applies(&self, mode: Mode) -> bool {
         match self {
-            System::HoistPull(_) | System::CtrPull => true,
+            System::HoistCri(_) | System::ContainerdCri | System::CtrPull => true,
+            System::HoistPull(_) => true,
             System::Skopeo => mode != Mode::Warm,
             System::Floor => mode == Mode::Cold,
         }
@@ -83,7 +99,9 @@ pub fn measure(system: &System, mode: Mode, target: &Target<'_>) -> Result<Cost>
         source,
     })?;
     let result = match system {
+        System::HoistCri(variant) => super::cri_systems::hoist_cri(variant, mode, target),
         System::HoistPull(variant) => hoist_pull(variant, mode, target),
+        System::ContainerdCri => super::cri_systems::containerd_cri(mode, target),
         System::CtrPull => ctr_pull(mode, target),
         System::Skopeo => skopeo(mode, target),
         System::Floor => floor(target),
@@ -129,7 +147,7 @@ fn hoist_pull(variant: &Variant, mode: Mode, target: &Target<'_>) -> Result<Cost
 }
 
 fn ctr_pull(mode: Mode, target: &Target<'_>) -> Result<Cost> {
-    let containerd = Containerd::start(&target.scratch.join("c"))?;
+    let containerd = Containerd::start(&target.scratch.join("c"), None)?;
     let command = || {
         let mut command = Command::new("ctr");
         command

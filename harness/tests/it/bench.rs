@@ -9,22 +9,24 @@ use std::process::Command;
 
 use crate::proxy;
 
-/// The `hoist` binary of this build, brought up to date (cargo builds only this package's
-/// binaries for its tests).
-fn hoist_binary() -> PathBuf {
+/// The `hoist` and `hoist-bench` binaries of this build, brought up to date just before use
+/// (cargo builds only this package's binaries for its tests, and a target directory shared
+/// between checkouts may hold another checkout's build).
+fn binaries() -> (PathBuf, PathBuf) {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_hoist-bench"));
     let profile = bench.parent().unwrap();
     if let Ok(cargo) = std::env::var("CARGO") {
         let mut command = Command::new(cargo);
         command
             .args(["build", "-p", "hoist", "--bin", "hoist"])
+            .args(["-p", "hoist-harness", "--bin", "hoist-bench"])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile.file_name().is_some_and(|p| p == "release") {
             command.arg("--release");
         }
         assert!(command.status().unwrap().success(), "building hoist failed");
     }
-    profile.join("hoist")
+    (profile.join("hoist"), bench)
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -49,11 +51,12 @@ fn bench_run_measures_every_system_and_writes_reports_needs_containerd() {
         out.path().join("report.md"),
         out.path().join("plot.svg"),
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_hoist-bench"))
+    let (hoist, bench) = binaries();
+    let output = Command::new(bench)
         .args(["run", "loopback-gzip", "s3like-zstd", "--runs", "1"])
         .args(["--scale", "0.002", "--set", "chunk_size=1MiB"])
         .arg("--hoist")
-        .arg(hoist_binary())
+        .arg(hoist)
         .arg("--work-dir")
         .arg(work.path())
         .arg("--json")
@@ -87,7 +90,9 @@ fn bench_run_measures_every_system_and_writes_reports_needs_containerd() {
         assert_eq!(
             systems,
             [
+                "hoist-cri[chunk_size=1048576]",
                 "hoist-pull[chunk_size=1048576]",
+                "containerd-cri",
                 "ctr-pull",
                 "skopeo",
                 "floor"
