@@ -17,6 +17,8 @@ mod bench;
 mod compare;
 mod connector_services;
 mod connectors_basic;
+mod cri;
+mod cri_services;
 mod ecr;
 mod fixtures;
 mod hoist;

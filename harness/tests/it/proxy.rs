@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
@@ -61,39 +60,43 @@ pub fn skip_unless(test: &str, missing: &[String]) -> bool {
     true
 }
 
-/// The `hoist-snapshotter` binary of this build (`target/<profile>/`), brought up to date once
-/// per test process: cargo does not build other packages' binaries for
-/// `cargo test -p hoist-harness`, and a stale one would test old code. Without `CARGO` (the
-/// test binary run by hand) an existing binary is used as it is.
+/// The `hoist-snapshotter` binary of this build.
 pub fn snapshotter_binary() -> PathBuf {
-    static BUILT: OnceLock<Option<bool>> = OnceLock::new();
+    workspace_binary("hoist-snapshotter", "hoist-snapshotter")
+}
+
+/// The binary `bin` of workspace package `package` in this build (`target/<profile>/`),
+/// brought up to date once per test process: cargo does not build other packages' binaries
+/// for `cargo test -p hoist-harness`, and a stale one would test old code. Without `CARGO`
+/// (the test binary run by hand) an existing binary is used as it is.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, bool)>> = std::sync::Mutex::new(Vec::new());
     let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/it-<hash> → target/<profile>/hoist-snapshotter
+    // target/<profile>/deps/it-<hash> → target/<profile>/<bin>
     let profile = exe.parent().and_then(Path::parent).unwrap();
-    let binary = profile.join("hoist-snapshotter");
-    let built = BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").ok()?;
-        let mut command = Command::new(cargo);
-        command
-            .args([
-                "build",
-                "-p",
-                "hoist-snapshotter",
-                "--bin",
-                "hoist-snapshotter",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile.file_name().is_some_and(|p| p == "release") {
-            command.arg("--release");
-        }
-        Some(command.status().unwrap().success())
-    });
-    assert_ne!(*built, Some(false), "building hoist-snapshotter failed");
+    let binary = profile.join(bin);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    let ok = match built.iter().find(|(b, _)| b == bin) {
+        Some((_, ok)) => Some(*ok),
+        None => std::env::var("CARGO").ok().map(|cargo| {
+            let mut command = Command::new(cargo);
+            command
+                .args(["build", "-p", package, "--bin", bin])
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if profile.file_name().is_some_and(|p| p == "release") {
+                command.arg("--release");
+            }
+            let ok = command.status().unwrap().success();
+            built.push((bin.to_owned(), ok));
+            ok
+        }),
+    };
+    assert_ne!(ok, Some(false), "building {bin} failed");
     assert!(binary.is_file(), "no {}", binary.display());
     binary
 }
 
-fn wait_until(what: &str, log: &Path, timeout: Duration, mut ready: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, log: &Path, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let started = Instant::now();
     while !ready() {
         assert!(
@@ -237,7 +240,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
     )
 }
 
-fn kill(pid: u32, signal: Signal) {
+pub fn kill(pid: u32, signal: Signal) {
     if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
         let _ = kill_process(pid, signal);
     }
@@ -258,7 +261,7 @@ fn descendants(pid: u32, out: &mut Vec<u32>) {
 
 /// The runc shims of the containerd on `socket` (they outlive containerd by design), with
 /// their containers.
-fn stop_shims(socket: &Path) {
+pub fn stop_shims(socket: &Path) {
     let needle = format!("-address {} ", socket.display());
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return;
@@ -283,7 +286,7 @@ fn stop_shims(socket: &Path) {
     }
 }
 
-fn unmount_under(dir: &Path) {
+pub fn unmount_under(dir: &Path) {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut targets: Vec<String> = mountinfo
         .lines()

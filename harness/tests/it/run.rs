@@ -22,7 +22,7 @@ use crate::proxy::{self, Proxied};
 const NAMESPACE: &str = "k8s.io";
 
 /// What the container prints.
-const OUTPUT: &str = "hello from hoist: from layer three\n";
+pub const OUTPUT: &str = "hello from hoist: from layer three\n";
 
 const PROGRAM: &str = r#"#include <stdio.h>
 int main(void) {
@@ -38,7 +38,7 @@ int main(void) {
 
 /// Three gzip layers: a static `/hello` that prints `/etc/hoist-message`, which the second
 /// layer writes and the third overwrites (overlayfs must show the third).
-fn hello_image(dir: &std::path::Path) -> Image {
+pub fn hello_image(dir: &std::path::Path) -> Image {
     let source = dir.join("hello.c");
     let binary = dir.join("hello");
     std::fs::write(&source, PROGRAM).unwrap();

@@ -1,0 +1,243 @@
+//! `hoist serve` beside a containerd of the test's own, as on a node: Hoist serves kubelet's
+//! CRI ImageService and the `hoist` proxy snapshotter, and registers its pulls in that
+//! containerd, whose own CRI plugin is enabled so the tests can ask it too.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hoist_harness::cri::Cri;
+use rustix::process::Signal;
+
+use crate::proxy::{kill, stop_shims, unmount_under, wait_until, workspace_binary};
+
+/// containerd's CRI namespace, where kubelet's images live.
+pub const NAMESPACE: &str = "k8s.io";
+
+/// `hoist serve` and containerd, with their files under one directory.
+#[derive(Debug)]
+pub struct Served {
+    /// The directory (short: socket paths must fit in a `sockaddr_un`).
+    pub dir: PathBuf,
+    /// Hoist's store root.
+    pub root: PathBuf,
+    /// Hoist's CRI socket.
+    pub cri: PathBuf,
+    /// containerd's socket (its CRI is served there too).
+    pub containerd: PathBuf,
+    hoist: Option<Child>,
+    containerd_child: Option<Child>,
+    insecure: Vec<String>,
+}
+
+impl Served {
+    /// Starts `hoist serve` (trusting `insecure` registries over plain HTTP), then containerd
+    /// with its CRI plugin and Hoist as proxy snapshotter.
+    pub fn start(dir: &Path, insecure: &[String]) -> Served {
+        Served::start_with(dir, insecure, "")
+    }
+
+    /// [`Served::start`] with `config` as Hoist's configuration file.
+    pub fn start_with(dir: &Path, insecure: &[String], config: &str) -> Served {
+        let containerd_dir = dir.join("containerd");
+        std::fs::create_dir_all(&containerd_dir).unwrap();
+        let mut served = Served {
+            dir: dir.to_owned(),
+            root: dir.join("hoist"),
+            cri: dir.join("cri.sock"),
+            containerd: containerd_dir.join("containerd.sock"),
+            hoist: None,
+            containerd_child: None,
+            insecure: insecure.to_vec(),
+        };
+        std::fs::write(dir.join("hoist.toml"), config).unwrap();
+        served.start_hoist();
+        let config = containerd_dir.join("config.toml");
+        std::fs::write(
+            &config,
+            containerd_config(&containerd_dir, &served.containerd, &served.snapshots()),
+        )
+        .unwrap();
+        let log = dir.join("containerd.log");
+        served.containerd_child = Some(spawn(
+            &log,
+            Command::new("containerd").arg("--config").arg(&config),
+        ));
+        wait_until("containerd", &log, Duration::from_secs(30), || {
+            served.ctr(&["version"]).status.success()
+        });
+        let plugins = served.ctr_ok(&["plugins", "ls"]);
+        assert!(
+            plugins.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() >= 3
+                    && f[0] == "io.containerd.grpc.v1"
+                    && f[1] == "cri"
+                    && f.last() == Some(&"ok")
+            }),
+            "containerd's CRI plugin did not load:\n{plugins}\n{}",
+            served.log_tail("containerd")
+        );
+        served
+    }
+
+    fn snapshots(&self) -> PathBuf {
+        self.dir.join("hoist.sock")
+    }
+
+    /// Starts (or restarts) `hoist serve`.
+    pub fn start_hoist(&mut self) {
+        let log = self.dir.join("hoist.log");
+        let config = self.dir.join("hoist.toml");
+        let mut command = Command::new(workspace_binary("hoist", "hoist"));
+        command
+            .arg("serve")
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--cri-socket")
+            .arg(&self.cri)
+            .arg("--snapshots-socket")
+            .arg(self.snapshots())
+            .arg("--containerd-socket")
+            .arg(&self.containerd)
+            .args(["--namespace", NAMESPACE])
+            // The test's config file, not the machine's.
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "hoist=debug,hoist_snapshotter=debug");
+        for registry in &self.insecure {
+            command.args(["--insecure-registry", registry]);
+        }
+        let _ = std::fs::remove_file(&self.cri);
+        self.hoist = Some(spawn(&log, &mut command));
+        wait_until("hoist serve", &log, Duration::from_secs(60), || {
+            self.cri.exists() && self.snapshots().exists()
+        });
+    }
+
+    /// A CRI client of Hoist.
+    pub async fn hoist(&self) -> Cri {
+        Cri::connect(&self.cri).await.unwrap()
+    }
+
+    /// A CRI client of containerd's own CRI plugin.
+    pub async fn containerd_cri(&self) -> Cri {
+        Cri::connect(&self.containerd).await.unwrap()
+    }
+
+    /// Runs `ctr --address <containerd> -n k8s.io <args>`.
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(&self.containerd)
+            .args(["-n", NAMESPACE])
+            .args(args)
+            .output()
+            .expect("running ctr")
+    }
+
+    /// [`Served::ctr`], which must succeed; returns its stdout.
+    pub fn ctr_ok(&self, args: &[&str]) -> String {
+        let out = self.ctr(args);
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}\n--- containerd log (tail) ---\n{}\n--- hoist log (tail) ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail("containerd"),
+            self.log_tail("hoist"),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The last lines of `name`'s log (`containerd` or `hoist`).
+    pub fn log_tail(&self, name: &str) -> String {
+        let log = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    /// Polls `done` for up to `timeout`; false when it never held.
+    pub fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        done()
+    }
+}
+
+fn spawn(log: &Path, command: &mut Command) -> Child {
+    command
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(std::fs::File::options().append(true).open(log).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {command:?}: {e}"))
+}
+
+/// containerd's configuration: its own root, state and socket under `dir`, its CRI plugin on
+/// (no TCP streaming service), and Hoist as the `hoist` proxy snapshotter.
+fn containerd_config(dir: &Path, socket: &Path, snapshots: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = "{socket}"
+
+[ttrpc]
+  address = "{socket}.ttrpc"
+
+[debug]
+  level = "debug"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+
+[proxy_plugins.hoist]
+  type = "snapshot"
+  address = "{snapshots}"
+"#,
+        socket = socket.display(),
+        snapshots = snapshots.display(),
+    )
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        stop_shims(&self.containerd);
+        // containerd first, then the snapshotter it was using.
+        for child in [self.containerd_child.take(), self.hoist.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut child = child;
+            kill(child.id(), Signal::TERM);
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        unmount_under(&self.dir);
+    }
+}
