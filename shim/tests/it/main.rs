@@ -5,8 +5,11 @@
 mod cli;
 mod connectors_cli;
 mod corpus;
+mod enospc;
 mod faults;
+mod hostile;
 mod limits;
 mod reliability;
+mod secrets;
 mod serve;
 mod support;

@@ -181,6 +181,8 @@ pub struct Faults {
     pub basic_auth: bool,
     /// Require a Bearer token from `/token` (which wants Basic `user:secret`) on /v2/.
     pub bearer_auth: bool,
+    /// The password and token to use instead of `secret` and `tok-for-test-app`.
+    pub secrets: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -251,7 +253,25 @@ impl FaultyRegistry {
     }
 }
 
-const BEARER: &str = "Bearer tok-for-test-app";
+impl Faults {
+    fn password(&self) -> &str {
+        self.secrets.as_ref().map_or("secret", |(p, _)| p)
+    }
+
+    fn token(&self) -> &str {
+        self.secrets.as_ref().map_or("tok-for-test-app", |(_, t)| t)
+    }
+
+    /// The `Authorization` value of user `user` with the password.
+    fn basic(&self) -> String {
+        use base64::Engine as _;
+        let pair = format!("user:{}", self.password());
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+}
 
 async fn token(
     State(shared): State<Arc<Shared>>,
@@ -263,7 +283,7 @@ async fn token(
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if basic != Some("Basic dXNlcjpzZWNyZXQ=") {
+    if basic != Some(shared.faults.basic().as_str()) {
         return Response::builder().status(401).body(Body::empty()).unwrap();
     }
     if !query.contains("scope=repository%3Atest%2Fapp%3Apull")
@@ -275,7 +295,7 @@ async fn token(
             .unwrap();
     }
     Response::new(Body::from(
-        r#"{"token":"tok-for-test-app","expires_in":300}"#,
+        serde_json::json!({"token": shared.faults.token(), "expires_in": 300}).to_string(),
     ))
 }
 
@@ -284,10 +304,9 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if shared.faults.bearer_auth {
-        return given == Some(BEARER);
+        return given == Some(format!("Bearer {}", shared.faults.token()).as_str());
     }
-    // base64("user:secret")
-    !shared.faults.basic_auth || given == Some("Basic dXNlcjpzZWNyZXQ=")
+    !shared.faults.basic_auth || given == Some(shared.faults.basic().as_str())
 }
 
 fn unauthorized(shared: &Shared) -> Response<Body> {
