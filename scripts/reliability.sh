@@ -31,7 +31,8 @@ for path in sorted(glob.glob(f"{directory}/*.jsonl")):
 def tidy(error):
     error = re.sub(r"127\.0\.0\.1:\d+|localhost:\d+", "REGISTRY", error)
     error = re.sub(r"sha256:[0-9a-f]{64}", "sha256:…", error)
-    error = re.sub(r"/tmp/[^ :]+", "ROOT", error)
+    error = re.sub(r"/tmp/\.tmp[^ :\"]*", "TMPDIR", error)
+    error = re.sub(r"(.)\1{15,}", lambda m: m.group(1) * 8 + "…", error)
     return error if len(error) <= 160 else error[:157] + "…"
 
 print("# Reliability: the fault suite\n")

@@ -392,3 +392,48 @@ fn independent_decode(blob: &[u8], compression: Compression) -> Result<Vec<u8>, 
         Err(_) => Err(Independent::Corrupt),
     }
 }
+
+/// The config file with `[[connector]]`, `[[route]]` and `default_connector`: whatever parses
+/// passes the connector checks again, and every scope and connector reference in it (and on
+/// any line of the input) displays as a string that parses to the same value.
+pub fn connector_config(data: &[u8]) {
+    use hoist::connectors::{ConnectorRef, Scope};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    fn round_trips<T>(text: &str)
+    where
+        T: std::str::FromStr + std::fmt::Display + PartialEq + std::fmt::Debug,
+    {
+        if let Ok(value) = text.parse::<T>() {
+            let shown = value.to_string();
+            let again = shown.parse::<T>().ok();
+            assert_eq!(again.as_ref(), Some(&value), "{shown:?}");
+        }
+    }
+    for line in text.lines().take(64) {
+        let line = line.trim().trim_matches('"');
+        round_trips::<Scope>(line);
+        round_trips::<ConnectorRef>(line);
+    }
+    let Ok(config) = hoist::config::Config::parse(text) else {
+        return;
+    };
+    let settings = config.connector_settings();
+    settings
+        .check()
+        .expect("a parsed config passes its own checks");
+    for connector in &settings.connectors {
+        let scope: Scope = connector.scope.parse().expect("a checked scope parses");
+        round_trips::<Scope>(&scope.to_string());
+    }
+    for name in settings
+        .routes
+        .iter()
+        .map(|r| r.connector.as_str())
+        .chain(settings.default_connector.as_deref())
+    {
+        let reference: ConnectorRef = name.parse().expect("a checked reference parses");
+        round_trips::<ConnectorRef>(&reference.to_string());
+    }
+}

@@ -18,6 +18,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("www_authenticate", checks::www_authenticate),
     ("unpack", checks::unpack),
     ("decode", checks::decode),
+    ("connector_config", checks::connector_config),
 ];
 
 fn fuzz_dir() -> PathBuf {

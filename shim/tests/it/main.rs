@@ -5,10 +5,12 @@
 mod cli;
 mod connectors_cli;
 mod corpus;
+mod crash;
 mod enospc;
 mod faults;
 mod hostile;
 mod limits;
+mod props;
 mod reliability;
 mod secrets;
 mod serve;

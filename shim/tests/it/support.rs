@@ -181,6 +181,9 @@ pub struct Faults {
     pub basic_auth: bool,
     /// Require a Bearer token from `/token` (which wants Basic `user:secret`) on /v2/.
     pub bearer_auth: bool,
+    /// Delay each blob answer by a pseudo-random 0–15 ms drawn from this seed, so that
+    /// concurrent Range requests complete out of order.
+    pub jitter: Option<u64>,
     /// The password and token to use instead of `secret` and `tok-for-test-app`.
     pub secrets: Option<(String, String)>,
 }
@@ -418,6 +421,10 @@ async fn blob(
             )
             .body(Body::empty())
             .unwrap();
+    }
+    if let Some(seed) = f.jitter {
+        let ms = noise(1, seed ^ (n as u64).wrapping_mul(0x5851_F42D))[0] % 16;
+        tokio::time::sleep(std::time::Duration::from_millis(u64::from(ms))).await;
     }
     serve_blob(&shared, &headers, bytes, n)
 }
