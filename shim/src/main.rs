@@ -218,6 +218,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         false => None,
     };
+    let connectors = Arc::new(hoist::connectors::Live::new(
+        &config.connector_settings(),
+        hoist::connectors::Environment::new(std::env::vars()),
+    )?);
+    let stop = tokio_util::sync::CancellationToken::new();
     let service = cri::ImageService::new(
         puller,
         cri::Options {
@@ -226,9 +231,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 snapshotter: serve.snapshotter.clone(),
                 ..Default::default()
             },
+            connectors: Some(Arc::clone(&connectors)),
         },
     );
-    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(
+        connectors.watch(
+            args.common
+                .config
+                .clone()
+                .unwrap_or_else(|| hoist::config::DEFAULT_PATH.into()),
+            std::time::Duration::from_secs(2),
+            stop.clone().cancelled_owned(),
+        ),
+    );
     tokio::spawn({
         let stop = stop.clone();
         async move {

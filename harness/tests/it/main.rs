@@ -17,6 +17,7 @@ mod bench;
 mod compare;
 mod connector_services;
 mod connectors_basic;
+mod connectors_cri;
 mod cri;
 mod cri_services;
 mod ecr;

@@ -463,3 +463,49 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn watch_reloads_on_file_change_and_keeps_the_old_config_when_invalid() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "").unwrap();
+        let live = Arc::new(Live::new(&Settings::default(), Environment::default()).unwrap());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let watcher = tokio::spawn(Arc::clone(&live).watch(
+            path.clone(),
+            std::time::Duration::from_millis(20),
+            stop.clone().cancelled_owned(),
+        ));
+        let wait_for = |n: usize| {
+            let live = Arc::clone(&live);
+            async move {
+                for _ in 0..250 {
+                    if live.get().connectors().len() == n {
+                        return true;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                false
+            }
+        };
+        // Let the watcher take the file's first fingerprint.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        std::fs::write(&path, CONFIG).unwrap();
+        assert!(wait_for(5).await, "the new file is loaded");
+        std::fs::write(&path, format!("{CONFIG}\n[[connector]]\nid = \"broken\"\n")).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(
+            live.get().connectors().len(),
+            5,
+            "an invalid file is rejected"
+        );
+        std::fs::write(&path, "").unwrap();
+        assert!(
+            wait_for(0).await,
+            "a valid file after an invalid one is loaded"
+        );
+        stop.cancel();
+        watcher.await.unwrap();
+    });
+}

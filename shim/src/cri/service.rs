@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::catalog::{self, Catalog, Entry};
 use super::{auth, status};
+use crate::connectors::PodContext;
 use crate::containerd;
 use crate::digest::Digest;
 use crate::error::Kind;
@@ -28,6 +29,9 @@ pub struct Options {
     pub containerd: Option<containerd::Client>,
     /// How images are registered.
     pub register: register::Options,
+    /// The connectors that choose each pull's credentials (kubelet's `AuthConfig` is their
+    /// precedence level 2). `None`: the `AuthConfig` credentials alone.
+    pub connectors: Option<Arc<crate::connectors::Live>>,
 }
 
 /// The CRI ImageService over one [`Puller`] (and its store and image records).
@@ -313,7 +317,26 @@ impl cri::image_service_server::ImageService for ImageService {
             .map_err(|e: crate::reference::Error| status(e.kind(), e))?;
         let credentials =
             auth::credentials(request.auth.as_ref(), reference.registry()).map_err(invalid)?;
-        let id = self.pull(reference, credentials).await?;
+        let Some(connectors) = &self.inner.options.connectors else {
+            let id = self.pull(reference, credentials).await?;
+            return Ok(Response::new(cri::PullImageResponse {
+                image_ref: id.to_string(),
+            }));
+        };
+        let sandbox = request.sandbox_config.unwrap_or_default();
+        let pod =
+            PodContext::from_metadata(&sandbox.annotations, &sandbox.labels).map_err(invalid)?;
+        // The resolver is taken once: a config reload does not change a pull in flight.
+        let resolution = connectors
+            .get()
+            .resolve(&reference, &pod, Some(credentials))
+            .await
+            .map_err(|e| status(e.kind(), e))?;
+        let using = resolution.describe();
+        let id = self
+            .pull(reference, resolution.credentials)
+            .await
+            .map_err(|s| Status::new(s.code(), format!("{using}: {}", s.message())))?;
         Ok(Response::new(cri::PullImageResponse {
             image_ref: id.to_string(),
         }))
