@@ -107,6 +107,11 @@ pub struct ServeConfig {
     /// The name containerd knows Hoist's snapshotter by (`[proxy_plugins.NAME]`).
     /// Default: `hoist`.
     pub snapshotter: String,
+    /// Also write each pulled layer's compressed blob into containerd's content store, as
+    /// containerd's own pull does. Costs the compressed size again on disk and the time to
+    /// write it; gives `ctr images export`/`push` and unpacking into other snapshotters.
+    /// Default: false.
+    pub keep_layer_blobs: bool,
 }
 
 impl Default for ServeConfig {
@@ -118,6 +123,7 @@ impl Default for ServeConfig {
             namespace: "k8s.io".to_owned(),
             register: true,
             snapshotter: "hoist".to_owned(),
+            keep_layer_blobs: false,
         }
     }
 }
@@ -280,6 +286,8 @@ impl Config {
             chunks_per_image: p.chunks_per_image,
             max_layer_size: p.max_layer_size,
             max_layer_ratio: p.max_layer_ratio,
+            // Set by `hoist serve`, the only command that registers and so has a use for them.
+            keep_layer_blobs: false,
             unpack: pull::unpack::Options {
                 allow_devices: p.allow_devices,
                 ..pull::unpack::Options::default()
@@ -309,6 +317,7 @@ mod tests {
         assert_eq!(config.serve.namespace, serve.namespace);
         assert_eq!(config.serve.register, serve.register);
         assert_eq!(config.serve.snapshotter, serve.snapshotter);
+        assert_eq!(config.serve.keep_layer_blobs, serve.keep_layer_blobs);
     }
 
     #[test]

@@ -95,6 +95,11 @@ impl Images {
             .join(format!("{}.json", Digest::of(name.as_bytes()).hex()))
     }
 
+    /// Where the blob `digest` is (or would be) stored.
+    pub fn blob_file(&self, digest: &Digest) -> PathBuf {
+        self.blob_path(digest)
+    }
+
     fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
     }

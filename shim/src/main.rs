@@ -204,11 +204,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(store);
     let client = Arc::new(Client::new(&config.registry_options())?);
     let images = Images::open(&config.root)?;
+    let mut pull_options = config.pull_options()?;
+    pull_options.keep_layer_blobs = config.serve.register && config.serve.keep_layer_blobs;
     let puller = Arc::new(Puller::new(
         client,
         Arc::clone(&store),
         images,
-        config.pull_options()?,
+        pull_options,
     ));
     let serve = &config.serve;
     let containerd = match serve.register {

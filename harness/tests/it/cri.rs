@@ -374,3 +374,51 @@ async fn a_cancelled_pull_leaves_no_record_and_no_layer_needs_containerd() {
     let images = served.ctr_ok(&["images", "ls", "-q"]);
     assert!(!images.contains("cri-cancel"), "{images}");
 }
+
+#[tokio::test]
+async fn kept_layer_blobs_are_written_to_containerd_needs_containerd() {
+    let test = "kept_layer_blobs_are_written_to_containerd_needs_containerd";
+    if proxy::skip_unless(test, &proxy::missing()) {
+        return;
+    }
+    let tmp = tmp();
+    let image = Spec::new(vec![
+        Layer::new(
+            vec![Entry::file("a", Content::from(noise(3, 3_000_000)))],
+            Compression::Gzip,
+        ),
+        Layer::new(vec![Entry::file("b", "b")], Compression::Zstd),
+    ]);
+    let (written, reference) = fixtures::push(&image, "cri-keep");
+    let served = Served::start_with(
+        tmp.path(),
+        &[services::registry()],
+        "[serve]\nkeep_layer_blobs = true\n",
+    );
+    let hoist = served.hoist().await;
+    hoist
+        .pull(&reference, &PullContext::default())
+        .await
+        .unwrap();
+    let content = served.ctr_ok(&["content", "ls"]);
+    for layer in &written.layers {
+        let digest = layer.digest.to_string();
+        assert!(content.contains(&digest), "{digest} not in:\n{content}");
+        let kept = served
+            .root
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        assert!(
+            !kept.exists(),
+            "Hoist's copy is removed once containerd has it"
+        );
+    }
+    // The manifest references them, so containerd's collector keeps them with the image.
+    let manifest = served.ctr_ok(&["content", "ls"]);
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with(&written.manifest.digest.to_string()))
+        .unwrap();
+    assert!(line.contains("containerd.io/gc.ref.content.l.0"), "{line}");
+    assert!(line.contains("containerd.io/gc.ref.content.l.1"), "{line}");
+}

@@ -7,6 +7,7 @@
 //! are then set with Update, so a second registration can add references the first lacked.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -85,6 +86,58 @@ fn write_requests(
     requests
 }
 
+/// Where a blob's bytes come from.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path, u64),
+}
+
+/// The Write stream's messages for a blob read from `file` as it goes: stat, chunks of
+/// [`CHUNK`] bytes, commit. A read error ends the stream early; containerd then refuses the
+/// commit (wrong size), so nothing half-written is committed.
+fn file_requests(
+    reference: &str,
+    digest: &Digest,
+    file: tokio::fs::File,
+    size: u64,
+    labels: HashMap<String, String>,
+) -> impl futures::Stream<Item = api::WriteContentRequest> + Send + 'static {
+    let base = api::WriteContentRequest {
+        r#ref: reference.to_owned(),
+        total: i64::try_from(size).unwrap_or(i64::MAX),
+        expected: digest.to_string(),
+        ..Default::default()
+    };
+    let stat = api::WriteContentRequest {
+        action: api::WriteAction::Stat.into(),
+        ..base.clone()
+    };
+    let commit = api::WriteContentRequest {
+        action: api::WriteAction::Commit.into(),
+        offset: base.total,
+        labels,
+        ..base.clone()
+    };
+    let mut offset = 0i64;
+    let chunks = tokio_util::io::ReaderStream::with_capacity(file, CHUNK)
+        .take_while(|read| futures::future::ready(read.is_ok()))
+        .filter_map(|read| futures::future::ready(read.ok()))
+        .map(move |data| {
+            let request = api::WriteContentRequest {
+                action: api::WriteAction::Write.into(),
+                offset,
+                data: data.to_vec(),
+                ..base.clone()
+            };
+            offset += i64::try_from(data.len()).unwrap_or(i64::MAX);
+            request
+        });
+    futures::stream::once(futures::future::ready(stat))
+        .chain(chunks)
+        .chain(futures::stream::once(futures::future::ready(commit)))
+}
+
 impl Client {
     fn content(&self) -> api::content_client::ContentClient<tonic::transport::Channel> {
         api::content_client::ContentClient::new(self.channel.clone())
@@ -99,6 +152,31 @@ impl Client {
         bytes: &[u8],
         labels: &BTreeMap<String, String>,
     ) -> Result<Written> {
+        self.write(lease, digest, Source::Bytes(bytes), labels)
+            .await
+    }
+
+    /// As [`Client::write_blob`], streaming the blob from the file at `path` (`size` bytes)
+    /// in chunks, for layer blobs too large to hold in memory.
+    pub async fn write_blob_file(
+        &self,
+        lease: Option<&Lease>,
+        digest: &Digest,
+        path: &Path,
+        size: u64,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Written> {
+        self.write(lease, digest, Source::File(path, size), labels)
+            .await
+    }
+
+    async fn write(
+        &self,
+        lease: Option<&Lease>,
+        digest: &Digest,
+        source: Source<'_>,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Written> {
         let labels: HashMap<String, String> = labels.clone().into_iter().collect();
         // One ref per digest, as containerd's fetchers use: two writers of one blob meet on
         // the ref's lock instead of both writing.
@@ -106,7 +184,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             match self
-                .write_once(lease, &reference, digest, bytes, &labels)
+                .write_once(lease, &reference, digest, source, &labels)
                 .await
             {
                 Ok(()) => return Ok(Written::Created),
@@ -133,12 +211,24 @@ impl Client {
         lease: Option<&Lease>,
         reference: &str,
         digest: &Digest,
-        bytes: &[u8],
+        source: Source<'_>,
         labels: &HashMap<String, String>,
     ) -> std::result::Result<(), tonic::Status> {
-        let requests = write_requests(reference, digest, bytes, labels);
-        let request = self.request(futures::stream::iter(requests), lease);
-        let mut responses = self.content().write(request).await?.into_inner();
+        let mut responses = match source {
+            Source::Bytes(bytes) => {
+                let requests = write_requests(reference, digest, bytes, labels);
+                let request = self.request(futures::stream::iter(requests), lease);
+                self.content().write(request).await?.into_inner()
+            }
+            Source::File(path, size) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| tonic::Status::not_found(format!("{}: {e}", path.display())))?;
+                let requests = file_requests(reference, digest, file, size, labels.clone());
+                let request = self.request(requests, lease);
+                self.content().write(request).await?.into_inner()
+            }
+        };
         while responses.message().await?.is_some() {}
         Ok(())
     }

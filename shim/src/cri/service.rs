@@ -134,6 +134,12 @@ impl Inner {
                 tracing::warn!(image = %reference, error = %e, "registering in containerd failed");
                 status(e.kind(), e)
             })?;
+        // containerd has the kept layer blobs now; Hoist's copies are no longer needed.
+        for digest in blobs.layers.keys() {
+            if let Err(e) = self.images.remove_blob(digest) {
+                tracing::warn!(layer = %digest, error = %e, "could not remove a kept layer blob");
+            }
+        }
         Ok(())
     }
 

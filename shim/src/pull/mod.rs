@@ -12,6 +12,7 @@
 pub mod decode;
 pub mod fetch;
 mod flight;
+mod keep;
 pub mod pipe;
 pub mod plan;
 pub mod register;
@@ -142,6 +143,9 @@ pub struct Options {
     /// Largest ratio of uncompressed to compressed layer size accepted (decompression bombs;
     /// see [`decode::limit`]). Default: none.
     pub max_layer_ratio: Option<u64>,
+    /// Also keep each fetched layer's compressed blob in the image store, for registration to
+    /// hand to containerd's content store. Default: false.
+    pub keep_layer_blobs: bool,
     /// How layers are unpacked.
     pub unpack: unpack::Options,
 }
@@ -156,6 +160,7 @@ impl Default for Options {
             chunks_per_image: 8,
             max_layer_size: None,
             max_layer_ratio: None,
+            keep_layer_blobs: false,
             unpack: unpack::Options::default(),
         }
     }
@@ -377,6 +382,10 @@ impl Puller {
             budget: Arc::clone(&budget),
             observer: Arc::clone(observer),
             cancel: cancel.clone(),
+            keep: self
+                .options
+                .keep_layer_blobs
+                .then(|| self.images.blob_file(&plan.layers[index].blob)),
         };
         let spawn = |index: usize| {
             let job = job(index);
@@ -590,6 +599,8 @@ struct LayerJob {
     budget: Arc<Semaphore>,
     observer: Arc<dyn Observer>,
     cancel: CancellationToken,
+    /// Where to keep the compressed blob, when it is kept.
+    keep: Option<std::path::PathBuf>,
 }
 
 impl LayerJob {
@@ -623,8 +634,17 @@ impl LayerJob {
             self.options.max_layer_ratio,
             self.layer.size,
         );
-        let unpacker = tokio::task::spawn_blocking(move || {
-            unpack_layer(reader, staged, &layer, limit, &unpack_options)
+        let keep = self.keep.clone();
+        let unpacker = tokio::task::spawn_blocking(move || match keep {
+            None => unpack_layer(reader, staged, &layer, limit, &unpack_options),
+            Some(path) => {
+                let mut tee = keep::Tee::new(reader, &path);
+                let unpacked = unpack_layer(&mut tee, staged, &layer, limit, &unpack_options);
+                if unpacked.is_ok() {
+                    tee.keep(&path, layer.size);
+                }
+                unpacked
+            }
         });
         let driven = self.drive(tx).await;
         let unpacked = unpacker.await.map_err(|e| Error::Task {
@@ -703,7 +723,7 @@ impl LayerFailure {
 /// The blocking half: decode, unpack, drain, verify the diff ID. The staged directory is
 /// dropped (removed) here on failure, after the last write into it.
 fn unpack_layer(
-    reader: pipe::Reader,
+    reader: impl std::io::BufRead + Send,
     staged: Staged,
     layer: &Layer,
     limit: Option<u64>,

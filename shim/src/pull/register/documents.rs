@@ -2,6 +2,7 @@
 //! record's digests, parsed, and described as containerd descriptors.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use super::{Error, Result};
 use crate::containerd::Layer;
@@ -18,6 +19,9 @@ pub struct Blobs {
     pub config: Vec<u8>,
     /// The index the reference resolved to, when it did and Hoist kept it.
     pub index: Option<Vec<u8>>,
+    /// Compressed layer blobs Hoist kept (`pull.keep_layer_blobs`), by digest, to be written
+    /// to containerd's content store.
+    pub layers: BTreeMap<Digest, PathBuf>,
 }
 
 impl Blobs {
@@ -37,8 +41,19 @@ impl Blobs {
                 digest: *digest,
             })
         };
+        let manifest = required("manifest", &record.manifest)?;
+        let mut layers = BTreeMap::new();
+        if let Ok(Document::Manifest(parsed)) = manifest::parse(&manifest, None) {
+            for layer in parsed.layers {
+                let path = images.blob_file(&layer.digest);
+                if path.is_file() {
+                    layers.insert(layer.digest, path);
+                }
+            }
+        }
         Ok(Blobs {
-            manifest: required("manifest", &record.manifest)?,
+            manifest,
+            layers,
             config: required("config", &record.config)?,
             index: if record.target == record.manifest {
                 None

@@ -9,7 +9,8 @@
 //! `io.cri-containerd.image=managed`. The lease is deleted at the end, leaving the chain
 //! record → index → manifest → config → snapshots for containerd's collector to follow.
 //!
-//! Layer blobs are not written: the layers are already unpacked in Hoist's store.
+//! Layer blobs are written only when Hoist kept them (`keep_layer_blobs`); by default they are
+//! not: the layers are already unpacked in Hoist's store.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -232,7 +233,16 @@ async fn write_all(
         BTreeMap::from([(format!("{GC_CONTENT}.config"), record.config.to_string())]);
     let mut layer_blobs = 0;
     for (i, layer) in docs.parsed.layers.iter().enumerate() {
-        if client.blob(&layer.digest).await?.is_some() {
+        let kept = match blobs.layers.get(&layer.digest) {
+            Some(path) => {
+                client
+                    .write_blob_file(lease, &layer.digest, path, layer.size, &BTreeMap::new())
+                    .await?;
+                true
+            }
+            None => false,
+        };
+        if kept || client.blob(&layer.digest).await?.is_some() {
             manifest_labels.insert(format!("{GC_CONTENT}.l.{i}"), layer.digest.to_string());
             layer_blobs += 1;
         }

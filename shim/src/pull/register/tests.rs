@@ -61,6 +61,7 @@ fn image(index: bool) -> (Record, Blobs) {
         manifest,
         config,
         index,
+        layers: Default::default(),
     };
     (record, blobs)
 }
