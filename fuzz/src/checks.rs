@@ -437,3 +437,74 @@ pub fn connector_config(data: &[u8]) {
         round_trips::<ConnectorRef>(&reference.to_string());
     }
 }
+
+fn reference_round_trips(reference: &hoist::Reference) {
+    let shown = reference.to_string();
+    assert_eq!(
+        shown.parse::<hoist::Reference>().ok().as_ref(),
+        Some(reference)
+    );
+}
+
+/// devcontainer.json: parsing is deterministic, and the image and connector it yields display
+/// as strings that parse to the same values.
+pub fn devcontainer(data: &[u8]) {
+    use hoist::workspace::devcontainer;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let first = devcontainer::parse(text);
+    assert_eq!(
+        format!("{first:?}"),
+        format!("{:?}", devcontainer::parse(text))
+    );
+    if let Ok(target) = first {
+        reference_round_trips(&target.image);
+        if let Some(connector) = target.connector {
+            let shown = connector.reference.to_string();
+            let again = shown.parse::<hoist::connectors::ConnectorRef>().ok();
+            assert_eq!(again.as_ref(), Some(&connector.reference));
+        }
+    }
+}
+
+/// Dockerfile `FROM` lines: the base images are distinct, non-empty single words, and the
+/// same text always gives the same list.
+pub fn dockerfile(data: &[u8]) {
+    use hoist::workspace::dockerfile;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let first = dockerfile::base_images(text);
+    assert_eq!(
+        format!("{first:?}"),
+        format!("{:?}", dockerfile::base_images(text))
+    );
+    if let Ok(images) = first {
+        for (i, image) in images.iter().enumerate() {
+            assert!(!image.is_empty());
+            assert!(!image.contains(char::is_whitespace), "{image:?}");
+            assert!(!images[..i].contains(image), "{image:?} listed twice");
+        }
+    }
+}
+
+/// .gitpod.yml (beside a Dockerfile `FROM alpine:3.20 AS base`): whatever loads names at
+/// least one image, and every image displays as a string that parses to the same value.
+pub fn gitpod(data: &[u8]) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join(".gitpod.yml");
+    std::fs::write(&file, data).expect("the .gitpod.yml");
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM alpine:3.20 AS base\nFROM base\n",
+    )
+    .expect("the Dockerfile");
+    if let Ok(targets) = hoist::workspace::gitpod::load(&file) {
+        assert!(!targets.is_empty());
+        for target in &targets {
+            reference_round_trips(&target.image);
+            assert!(target.connector.is_none());
+        }
+    }
+}

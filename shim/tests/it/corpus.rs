@@ -19,6 +19,9 @@ const TARGETS: &[(&str, Check)] = &[
     ("unpack", checks::unpack),
     ("decode", checks::decode),
     ("connector_config", checks::connector_config),
+    ("devcontainer", checks::devcontainer),
+    ("dockerfile", checks::dockerfile),
+    ("gitpod", checks::gitpod),
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use hoist::proto::cri::v1 as cri;
 use tonic::transport::Channel;
 
+use crate::reliability::{Outcome, record};
 use crate::support::{Comp, Faults, FaultyRegistry, image, noise, tar_of};
 
 type Cri = cri::image_service_client::ImageServiceClient<Channel>;
@@ -195,6 +196,8 @@ async fn kill_9_of_serve_mid_pull_then_restart_and_pull_needs_root() {
         noise(3 << 20, 2),
         "the right bytes"
     );
+    let fault = "kill -9 of hoist serve mid-pull (5 moments), restart, pull again";
+    record(fault, Outcome::Recovered, registry.blob_requests(), None);
 }
 
 #[tokio::test]
@@ -233,6 +236,8 @@ async fn concurrent_pull_and_remove_of_one_image_leave_a_consistent_store() {
         assert!(listed.len() <= 1, "round {round}: {listed:?}");
         let mut c = client.clone();
         pull(&mut c, &reference).await.unwrap();
+        let fault = "concurrent pull and remove of one image, then pull again";
+        record(fault, Outcome::Recovered, registry.blob_requests(), None);
     }
     serve.kill();
     assert_consistent(
