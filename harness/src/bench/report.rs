@@ -146,10 +146,11 @@ impl CaseReport {
         for system in &mut self.systems {
             system.ratio_to_hoist = base.filter(|b| *b > 0.0).map(|b| system.median_s / b);
         }
+        // Only variants of a sweep (`hoist-pull[...]`, `hoist-cri[...]`) compete.
         let hoists: Vec<&SystemResult> = self
             .systems
             .iter()
-            .filter(|s| s.system.starts_with("hoist"))
+            .filter(|s| s.system.starts_with("hoist") && s.system.contains('['))
             .collect();
         if hoists.len() > 1 {
             self.best_hoist = hoists
@@ -347,6 +348,7 @@ mod tests {
                     vec![cost(2.0), cost(1.0), cost(9.0)],
                 ),
                 SystemResult::new("hoist-pull[x=1]".to_owned(), vec![cost(1.5)]),
+                SystemResult::new("hoist-pull[x=2]".to_owned(), vec![cost(1.7)]),
                 SystemResult::new("ctr-pull".to_owned(), vec![cost(8.0), cost(12.0)]),
             ],
         };
@@ -354,7 +356,7 @@ mod tests {
         assert_eq!(case.systems[0].median_s, 2.0);
         assert_eq!(case.systems[0].min_s, 1.0);
         assert_eq!(case.systems[0].max_s, 9.0);
-        assert_eq!(case.systems[2].ratio_to_hoist, Some(5.0));
+        assert_eq!(case.systems[3].ratio_to_hoist, Some(5.0));
         assert_eq!(case.best_hoist.as_deref(), Some("hoist-pull[x=1]"));
         let report = Report {
             machine: Machine::here(),
