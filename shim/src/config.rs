@@ -83,6 +83,12 @@ pub struct Config {
     /// The connector used when no other rule applies, e.g. `account.harnessImage`.
     /// Default: none (anonymous).
     pub default_connector: Option<String>,
+    /// Mirrors or pull-through caches per registry (`HOST[:PORT]`, `docker.io`, or `*` for
+    /// all), tried in order before it, keeping the repository path. Default: none.
+    pub mirrors: std::collections::BTreeMap<String, Vec<String>>,
+    /// A containerd `certs.d`-style directory (`HOST/hosts.toml`) of further mirrors.
+    /// Default: none.
+    pub hosts_dir: Option<PathBuf>,
 }
 
 /// `[serve]`: the daemon's sockets.
@@ -139,6 +145,8 @@ impl Default for Config {
             connectors: Vec::new(),
             routes: Vec::new(),
             default_connector: None,
+            mirrors: Default::default(),
+            hosts_dir: None,
         }
     }
 }
@@ -224,6 +232,12 @@ impl Config {
         })?;
         config.pull_options()?;
         config.connector_settings().check()?;
+        for url in config.mirrors.values().flatten() {
+            registry::mirror::Mirror::new(url).map_err(|e| Error::Invalid {
+                key: "mirrors",
+                problem: e.to_string(),
+            })?;
+        }
         Ok(config)
     }
 
@@ -242,6 +256,18 @@ impl Config {
             insecure: self.insecure_registries.clone(),
             ca_files: self.ca_files.clone(),
             progress_timeout: Duration::from_secs(self.pull.progress_timeout_secs),
+            mirrors: self
+                .mirrors
+                .iter()
+                .map(|(registry, urls)| {
+                    let list = urls
+                        .iter()
+                        .filter_map(|u| registry::mirror::Mirror::new(u).ok())
+                        .collect();
+                    (registry.clone(), list)
+                })
+                .collect(),
+            hosts_dir: self.hosts_dir.clone(),
             ..registry::Options::default()
         }
     }
@@ -362,5 +388,13 @@ mod tests {
             Err(Error::Invalid { .. })
         ));
         assert!(Config::load(Some(Path::new("/nonexistent/hoist.toml"))).is_err());
+        assert!(Config::parse("[mirrors]\n\"docker.io\" = [\"ftp://x\"]").is_err());
+        let mirrored = Config::parse("[mirrors]\n\"docker.io\" = [\"http://127.0.0.1:5000/v2\"]")
+            .expect("a mirror list parses");
+        let options = mirrored.registry_options();
+        assert_eq!(
+            options.mirrors["docker.io"][0].base.as_str(),
+            "http://127.0.0.1:5000/"
+        );
     }
 }

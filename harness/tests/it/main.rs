@@ -23,6 +23,7 @@ mod cri_services;
 mod ecr;
 mod fixtures;
 mod hoist;
+mod mirror;
 mod proxy;
 mod pull;
 mod push;

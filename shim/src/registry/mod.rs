@@ -3,7 +3,9 @@
 //! per-repository [`Repository`] handle that the pull stages send requests through.
 
 pub mod auth;
+pub mod mirror;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,6 +63,9 @@ pub enum Error {
         /// Why.
         detail: String,
     },
+    /// A mirror or hosts.toml is not usable.
+    #[error(transparent)]
+    Mirror(#[from] mirror::Error),
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Build(reqwest::Error),
@@ -81,7 +86,7 @@ impl Error {
             },
             Error::Unauthenticated { .. } => Kind::Unauthenticated,
             Error::Challenge { .. } => Kind::Unauthenticated,
-            Error::Ca { .. } | Error::Build(_) => Kind::InvalidArgument,
+            Error::Ca { .. } | Error::Build(_) | Error::Mirror(_) => Kind::InvalidArgument,
         }
     }
 
@@ -149,6 +154,12 @@ pub struct Options {
     pub progress_timeout: Duration,
     /// Idle connections kept per host, which parallel Range requests reuse. Default: 64.
     pub pool_per_host: usize,
+    /// Mirrors tried in order before each registry (key `HOST[:PORT]`, `docker.io` for Docker
+    /// Hub, `*` for every registry). Default: none.
+    pub mirrors: HashMap<String, Vec<mirror::Mirror>>,
+    /// A containerd `certs.d`-style directory of `HOST/hosts.toml` files adding mirrors (after
+    /// those in `mirrors`) and CA files. Default: none.
+    pub hosts_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -159,6 +170,8 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(10),
             progress_timeout: Duration::from_secs(30),
             pool_per_host: 64,
+            mirrors: HashMap::new(),
+            hosts_dir: None,
         }
     }
 }
@@ -167,37 +180,59 @@ impl Default for Options {
 #[derive(Debug)]
 pub struct Client {
     http: reqwest::Client,
+    /// For mirrors with `skip_verify`.
+    unverified: reqwest::Client,
     insecure: Vec<String>,
     tokens: TokenCache,
+    mirrors: HashMap<String, Vec<mirror::Mirror>>,
 }
 
 impl Client {
     /// Builds the client. TLS certificates are always verified.
     pub fn new(options: &Options) -> Result<Client> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.progress_timeout)
-            .pool_max_idle_per_host(options.pool_per_host)
-            // reqwest drops Authorization when a redirect changes host (blob storage).
-            .redirect(reqwest::redirect::Policy::limited(10));
-        for path in &options.ca_files {
+        let mut mirrors = options.mirrors.clone();
+        let mut ca_files = options.ca_files.clone();
+        if let Some(dir) = &options.hosts_dir {
+            let (from_dir, cas) = mirror::read_hosts_dir(dir)?;
+            for (registry, list) in from_dir {
+                mirrors.entry(registry).or_default().extend(list);
+            }
+            ca_files.extend(cas);
+        }
+        let mut certs = Vec::new();
+        for path in &ca_files {
             let pem = std::fs::read(path).map_err(|e| Error::Ca {
                 path: path.clone(),
                 detail: e.to_string(),
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Ca {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+            certs.extend(
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Ca {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?,
+            );
         }
+        let build = |verify: bool| {
+            let mut builder = reqwest::Client::builder()
+                .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(options.connect_timeout)
+                .read_timeout(options.progress_timeout)
+                .pool_max_idle_per_host(options.pool_per_host)
+                // reqwest drops Authorization when a redirect changes host (blob storage).
+                .redirect(reqwest::redirect::Policy::limited(10))
+                .danger_accept_invalid_certs(!verify);
+            for cert in &certs {
+                builder = builder.add_root_certificate(cert.clone());
+            }
+            builder.build().map_err(Error::Build)
+        };
+        let unverified = build(false)?;
         Ok(Client {
-            http: builder.build().map_err(Error::Build)?,
+            http: build(true)?,
+            unverified,
             insecure: options.insecure.clone(),
             tokens: TokenCache::default(),
+            mirrors,
         })
     }
 
@@ -291,13 +326,63 @@ impl Repository {
             .clone()
     }
 
-    /// Sends `GET url` with `headers`, authenticating as needed. Non-success statuses other
-    /// than 401 are returned as responses for the caller to interpret.
+    /// Sends `GET url` to this registry's mirrors in order, without credentials (they are
+    /// the upstream's); the first success answers. `None` when none did.
+    async fn from_mirrors(
+        &self,
+        url: &reqwest::Url,
+        headers: &[(header::HeaderName, String)],
+    ) -> Option<reqwest::Response> {
+        let mirrors = self
+            .client
+            .mirrors
+            .get(&self.registry)
+            .or_else(|| self.client.mirrors.get("*"))?;
+        for m in mirrors {
+            let Some(mirror_url) = m.rewrite(url) else {
+                continue;
+            };
+            let http = if m.skip_verify {
+                &self.client.unverified
+            } else {
+                &self.client.http
+            };
+            let mut req = http.get(mirror_url.clone());
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            for (k, v) in &m.headers {
+                req = req.header(k, v);
+            }
+            match req.send().await {
+                Ok(r) if r.status().is_success() => {
+                    tracing::debug!(mirror = %m.base, url = %display_url(&mirror_url), "served by mirror");
+                    return Some(r);
+                }
+                Ok(r) => {
+                    tracing::debug!(mirror = %m.base, status = %r.status(), "mirror could not serve; trying the next");
+                }
+                Err(e) => {
+                    tracing::debug!(mirror = %m.base, error = %chain(&e), "mirror unreachable; trying the next");
+                }
+            }
+        }
+        None
+    }
+
+    /// Sends `GET url` with `headers`, through the registry's mirrors first, then to the
+    /// registry, authenticating as needed. Non-success statuses other than 401 are returned as
+    /// responses for the caller to interpret.
     pub async fn get(
         &self,
         url: &reqwest::Url,
         headers: &[(header::HeaderName, String)],
     ) -> Result<reqwest::Response> {
+        if self.same_origin(url)
+            && let Some(response) = self.from_mirrors(url, headers).await
+        {
+            return Ok(response);
+        }
         let send = |auth: Option<Secret>| {
             let mut req = self.client.http.get(url.clone());
             for (k, v) in headers {
