@@ -101,10 +101,13 @@ enum HeaderField {
     Many(Vec<String>),
 }
 
+/// Mirrors by registry (`*` for every registry).
+pub type ByRegistry = HashMap<String, Vec<Mirror>>;
+
 /// Mirrors by registry from a containerd `certs.d`-style directory, plus the CA files its
 /// hosts name. Hosts without the `pull` capability are skipped; `server` is the registry
 /// itself and is not a mirror. Missing directory: nothing.
-pub fn read_hosts_dir(dir: &Path) -> Result<(HashMap<String, Vec<Mirror>>, Vec<PathBuf>), Error> {
+pub fn read_hosts_dir(dir: &Path) -> Result<(ByRegistry, Vec<PathBuf>), Error> {
     let mut mirrors = HashMap::new();
     let mut cas = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -328,7 +328,7 @@ impl Repository {
 
     /// Sends `GET url` to this registry's mirrors in order, without credentials (they are
     /// the upstream's); the first success answers. `None` when none did.
-    async fn from_mirrors(
+    async fn get_from_mirrors(
         &self,
         url: &reqwest::Url,
         headers: &[(header::HeaderName, String)],
@@ -379,7 +379,7 @@ impl Repository {
         headers: &[(header::HeaderName, String)],
     ) -> Result<reqwest::Response> {
         if self.same_origin(url)
-            && let Some(response) = self.from_mirrors(url, headers).await
+            && let Some(response) = self.get_from_mirrors(url, headers).await
         {
             return Ok(response);
         }
