@@ -48,6 +48,10 @@ struct Inner {
     /// Serialises removals, so that two concurrent `RemoveImage` calls of one image both
     /// succeed: the second finds nothing left to remove.
     removing: tokio::sync::Mutex<()>,
+    /// Per image ID: when the last registration that completed had started. Concurrent pulls
+    /// of one image register it once: a pull that finished before a registration started is
+    /// covered by it (that registration read the pull's records).
+    registered: std::sync::Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
 }
 
 fn invalid(message: impl std::fmt::Display) -> Status {
@@ -68,6 +72,7 @@ impl ImageService {
                 images,
                 options,
                 removing: tokio::sync::Mutex::new(()),
+                registered: std::sync::Mutex::default(),
             }),
         }
     }
@@ -107,7 +112,22 @@ impl Inner {
                 status(e.kind(), e)
             })?;
         if let Some(client) = &self.options.containerd {
-            self.register(client, &reference, pulled.id).await?;
+            let pulled_at = Instant::now();
+            let slot = Arc::clone(
+                self.registered
+                    .lock()
+                    .expect("never poisoned")
+                    .entry(pulled.id)
+                    .or_default(),
+            );
+            let mut last = slot.lock().await;
+            if last.is_none_or(|started| started < pulled_at) {
+                let registering = Instant::now();
+                self.register(client, &reference, pulled.id).await?;
+                *last = Some(registering);
+            } else {
+                tracing::debug!(image = %reference, "registered by a concurrent pull");
+            }
         }
         tracing::info!(image = %reference, id = %pulled.id, fetched_layers = pulled.fetched_layers, elapsed_ms = started.elapsed().as_millis() as u64, "PullImage done");
         Ok(pulled.id)
@@ -211,6 +231,10 @@ impl Inner {
         for name in entry.names() {
             self.images.remove(name).map_err(internal)?;
         }
+        self.registered
+            .lock()
+            .expect("never poisoned")
+            .remove(&entry.id);
         let remaining = self.catalog()?;
         let used: HashSet<Digest> = remaining
             .entries()
