@@ -93,7 +93,8 @@ impl Error {
     /// Whether the same request may succeed if sent again.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport { .. } => true,
+            // A redirect loop (or too many redirects) ends the same way every time.
+            Error::Transport { source, .. } => !source.is_redirect(),
             Error::Status { status, .. } => {
                 status.is_server_error()
                     || *status == StatusCode::TOO_MANY_REQUESTS

@@ -180,4 +180,7 @@ async fn a_redirect_loop_fails_cleanly() {
         .pull(&registry.reference(), Credentials::Anonymous)
         .await;
     assert_failed_cleanly("redirect loop", &node, &registry, result, "redirect", true);
+    // Not retried: at most one redirect chain (reqwest follows 10) per layer.
+    let requests = registry.blob_requests();
+    assert!(requests <= 3 * 11, "{requests} blob requests");
 }
