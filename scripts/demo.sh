@@ -32,22 +32,23 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 hoist_start_registry "$work/registry"
+bin=${CARGO_TARGET_DIR:-target}/release
 image=$HOIST_TEST_REGISTRY/demo/app:latest
 
 echo "== generating a $size image ($layers layers, $mix files, $compression)"
-target/release/hoist-bench image --out "$work/layout" --size "$size" --layers "$layers" \
+"$bin"/hoist-bench image --out "$work/layout" --size "$size" --layers "$layers" \
     --mix "$mix" --compression "$compression" >"$work/image.json"
 echo "== pushing it to $image with skopeo"
 skopeo copy --quiet --dest-tls-verify=false "oci:$work/layout:latest" "docker://$image"
 
 echo "== hoist pull $image"
-target/release/hoist pull --root "$work/root" --insecure-registry "$HOIST_TEST_REGISTRY" "$image"
+"$bin"/hoist pull --root "$work/root" --insecure-registry "$HOIST_TEST_REGISTRY" "$image"
 echo "== hoist pull again (every layer is already in the store)"
-target/release/hoist pull --root "$work/root" --insecure-registry "$HOIST_TEST_REGISTRY" "$image"
+"$bin"/hoist pull --root "$work/root" --insecure-registry "$HOIST_TEST_REGISTRY" "$image"
 
 echo "== hoist mount $image $work/rootfs"
 mkdir -p "$work/rootfs"
-target/release/hoist mount --root "$work/root" "$image" "$work/rootfs"
+"$bin"/hoist mount --root "$work/root" "$image" "$work/rootfs"
 echo "files: $(find "$work/rootfs" -type f | wc -l), size: $(du -sh "$work/rootfs" | cut -f1)"
 find "$work/rootfs" -maxdepth 2 | sed "s|$work/rootfs||" | sort | head -n 12
 umount "$work/rootfs"
