@@ -249,7 +249,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn({
         let stop = stop.clone();
         async move {
-            shutdown().await;
+            hoist_snapshotter::service::shutdown_signal().await;
             stop.cancel();
         }
     });
@@ -275,25 +275,4 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     snapshots.with_context(|| format!("serving {}", serve.snapshots_socket.display()))?;
     images.with_context(|| format!("serving {}", serve.cri_socket.display()))?;
     Ok(())
-}
-
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!(error = %e, "no signal handler; stop with SIGKILL");
-            std::future::pending::<()>().await;
-        }
-    }
-    tracing::info!("shutting down");
 }

@@ -24,26 +24,6 @@ struct Args {
     socket: PathBuf,
 }
 
-async fn shutdown() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!(error = %e, "no signal handler; stop with SIGKILL");
-            std::future::pending::<()>().await;
-        }
-    }
-    tracing::info!("shutting down");
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -58,8 +38,12 @@ async fn main() -> anyhow::Result<()> {
     let store = tokio::task::spawn_blocking(move || hoist_snapshotter::Store::open(root))
         .await?
         .with_context(|| format!("opening the snapshot store {}", args.root.display()))?;
-    hoist_snapshotter::service::serve(Arc::new(store), &args.socket, shutdown())
-        .await
-        .with_context(|| format!("serving {}", args.socket.display()))?;
+    hoist_snapshotter::service::serve(
+        Arc::new(store),
+        &args.socket,
+        hoist_snapshotter::service::shutdown_signal(),
+    )
+    .await
+    .with_context(|| format!("serving {}", args.socket.display()))?;
     Ok(())
 }

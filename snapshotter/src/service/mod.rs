@@ -87,8 +87,21 @@ pub async fn serve(
     socket: &Path,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let listener = bind(socket)?;
+    let router = tonic::transport::Server::builder().add_service(server(Arc::clone(&store)));
     tracing::info!(socket = %socket.display(), root = %store.root().display(), "serving containerd snapshots");
+    serve_router(router, socket, shutdown).await
+}
+
+/// Serves `router` on a unix socket at `socket` (see [`bind`]) until `shutdown` completes and
+/// open requests finish (at most [`SHUTDOWN_GRACE`]: containerd and kubelet keep their
+/// connections open); then removes the socket file. Every gRPC socket of `hoist serve` is
+/// served this way.
+pub async fn serve_router(
+    router: tonic::transport::server::Router,
+    socket: &Path,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let listener = bind(socket)?;
     let incoming = futures::stream::unfold(listener, |listener| async move {
         let accepted = listener.accept().await.map(|(stream, _)| stream);
         Some((accepted, listener))
@@ -98,9 +111,7 @@ pub async fn serve(
         shutdown.await;
         let _ = fired_tx.send(());
     };
-    let serving = tonic::transport::Server::builder()
-        .add_service(server(store))
-        .serve_with_incoming_shutdown(incoming, shutdown);
+    let serving = router.serve_with_incoming_shutdown(incoming, shutdown);
     let grace_over = async move {
         match fired_rx.await {
             Ok(()) => tokio::time::sleep(SHUTDOWN_GRACE).await,
@@ -123,6 +134,27 @@ pub async fn serve(
         path: socket.to_owned(),
         source,
     })
+}
+
+/// Completes on SIGTERM or SIGINT: the daemons' signal to stop serving.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "no signal handler; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+    tracing::info!("shutting down");
 }
 
 /// Binds a unix socket at `socket` with mode 0660, creating its directory and replacing a stale
