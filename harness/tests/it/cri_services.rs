@@ -7,9 +7,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use hoist_harness::cri::Cri;
-use rustix::process::Signal;
 
-use crate::proxy::{kill, stop_shims, unmount_under, wait_until, workspace_binary};
+use crate::proxy::{self, wait_until, workspace_binary};
 
 /// containerd's CRI namespace, where kubelet's images live.
 pub const NAMESPACE: &str = "k8s.io";
@@ -127,33 +126,17 @@ impl Served {
 
     /// Runs `ctr --address <containerd> -n k8s.io <args>`.
     pub fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(&self.containerd)
-            .args(["-n", NAMESPACE])
-            .args(args)
-            .output()
-            .expect("running ctr")
+        proxy::ctr(&self.containerd, NAMESPACE, args)
     }
 
     /// [`Served::ctr`], which must succeed; returns its stdout.
     pub fn ctr_ok(&self, args: &[&str]) -> String {
-        let out = self.ctr(args);
-        assert!(
-            out.status.success(),
-            "ctr {args:?}: {}\n--- containerd log (tail) ---\n{}\n--- hoist log (tail) ---\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.log_tail("containerd"),
-            self.log_tail("hoist"),
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        proxy::ctr_ok(&self.dir, &self.containerd, NAMESPACE, args)
     }
 
     /// The last lines of `name`'s log (`containerd` or `hoist`).
     pub fn log_tail(&self, name: &str) -> String {
-        let log = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
+        proxy::log_tail(&self.dir, name)
     }
 
     /// Polls `done` for up to `timeout`; false when it never held.
@@ -220,24 +203,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 impl Drop for Served {
     fn drop(&mut self) {
-        stop_shims(&self.containerd);
         // containerd first, then the snapshotter it was using.
-        for child in [self.containerd_child.take(), self.hoist.take()]
-            .into_iter()
-            .flatten()
-        {
-            let mut child = child;
-            kill(child.id(), Signal::TERM);
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        unmount_under(&self.dir);
+        let children = [self.containerd_child.take(), self.hoist.take()];
+        proxy::stop_all(&self.containerd, children.into_iter().flatten(), &self.dir);
     }
 }

@@ -175,34 +175,65 @@ impl Proxied {
 
     /// Runs `ctr --address <containerd> -n <namespace> <args>`.
     pub fn ctr(&self, namespace: &str, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(&self.containerd)
-            .args(["-n", namespace])
-            .args(args)
-            .output()
-            .expect("running ctr")
+        ctr(&self.containerd, namespace, args)
     }
 
     /// [`Proxied::ctr`], which must succeed; returns its stdout.
     pub fn ctr_ok(&self, namespace: &str, args: &[&str]) -> String {
-        let out = self.ctr(namespace, args);
-        assert!(
-            out.status.success(),
-            "ctr {args:?}: {}\n--- containerd log (tail) ---\n{}\n--- hoist log (tail) ---\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.log_tail("containerd"),
-            self.log_tail("hoist"),
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        ctr_ok(&self.dir, &self.containerd, namespace, args)
     }
+}
 
-    /// The last lines of `name`'s log (`containerd` or `hoist`).
-    pub fn log_tail(&self, name: &str) -> String {
-        let log = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+/// Runs `ctr --address <containerd> -n <namespace> <args>`.
+pub fn ctr(containerd: &Path, namespace: &str, args: &[&str]) -> Output {
+    Command::new("ctr")
+        .arg("--address")
+        .arg(containerd)
+        .args(["-n", namespace])
+        .args(args)
+        .output()
+        .expect("running ctr")
+}
+
+/// [`ctr`], which must succeed; returns its stdout. On failure the message carries the tails
+/// of the `containerd` and `hoist` logs under `dir`.
+pub fn ctr_ok(dir: &Path, containerd: &Path, namespace: &str, args: &[&str]) -> String {
+    let out = ctr(containerd, namespace, args);
+    assert!(
+        out.status.success(),
+        "ctr {args:?}: {}\n--- containerd log (tail) ---\n{}\n--- hoist log (tail) ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        log_tail(dir, "containerd"),
+        log_tail(dir, "hoist"),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The last lines of `dir/<name>.log`.
+pub fn log_tail(dir: &Path, name: &str) -> String {
+    let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// Stops what a test started under `dir` beside the containerd on `containerd`: its shims and
+/// their containers, then `children` in order (TERM, up to 10 s, then KILL), then unmounts
+/// whatever is left mounted under `dir`.
+pub fn stop_all(containerd: &Path, children: impl IntoIterator<Item = Child>, dir: &Path) {
+    stop_shims(containerd);
+    for mut child in children {
+        kill(child.id(), Signal::TERM);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
+    unmount_under(dir);
 }
 
 /// containerd's configuration: its own root, state and sockets under `dir`, no CRI, and Hoist.
@@ -240,7 +271,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
     )
 }
 
-pub fn kill(pid: u32, signal: Signal) {
+fn kill(pid: u32, signal: Signal) {
     if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
         let _ = kill_process(pid, signal);
     }
@@ -261,7 +292,7 @@ fn descendants(pid: u32, out: &mut Vec<u32>) {
 
 /// The runc shims of the containerd on `socket` (they outlive containerd by design), with
 /// their containers.
-pub fn stop_shims(socket: &Path) {
+fn stop_shims(socket: &Path) {
     let needle = format!("-address {} ", socket.display());
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return;
@@ -286,7 +317,7 @@ pub fn stop_shims(socket: &Path) {
     }
 }
 
-pub fn unmount_under(dir: &Path) {
+fn unmount_under(dir: &Path) {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut targets: Vec<String> = mountinfo
         .lines()
@@ -302,20 +333,8 @@ pub fn unmount_under(dir: &Path) {
 
 impl Drop for Proxied {
     fn drop(&mut self) {
-        stop_shims(&self.containerd);
-        // containerd first, then the snapshotter it was using.
-        while let Some(mut child) = self.children.pop() {
-            kill(child.id(), Signal::TERM);
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        unmount_under(&self.dir);
+        // containerd (started last) first, then the snapshotter it was using.
+        let children: Vec<Child> = self.children.drain(..).rev().collect();
+        stop_all(&self.containerd, children, &self.dir);
     }
 }
