@@ -132,7 +132,7 @@ impl Source {
         if self.repo.same_origin(&self.url) {
             self.repo.get(&self.url, &headers).await
         } else {
-            let mut req = self.repo.client().http().get(self.url.clone());
+            let mut req = self.repo.client().http_for(&self.url).get(self.url.clone());
             for (k, v) in headers {
                 req = req.header(k, v);
             }

@@ -1,12 +1,15 @@
 //! Mirrors and pull-through caches, tried in order before a registry itself, keeping the image's
 //! repository path. Configured per registry in Hoist's config, or read from containerd's
 //! `hosts.toml` layout (`DIR/HOST[:PORT]/hosts.toml` with `server`, `[host."URL"]`,
-//! `capabilities`, `ca`, `skip_verify`, `header`) so that operators configure them once.
+//! `capabilities`, `ca`, `skip_verify`, `header`) so that operators configure them once. A
+//! `ca` or `skip_verify` applies to the host it is written for only (see [`super::tls`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use http::{HeaderName, HeaderValue};
+
+use super::tls::HostTls;
 
 /// One mirror endpoint.
 #[derive(Debug, Clone)]
@@ -15,8 +18,8 @@ pub struct Mirror {
     pub base: reqwest::Url,
     /// Extra headers sent to this mirror (hosts.toml `header`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// Whether its TLS certificate is not verified (hosts.toml `skip_verify`).
-    pub skip_verify: bool,
+    /// Its CA files and `skip_verify` (hosts.toml), for connections to its host only.
+    pub tls: HostTls,
 }
 
 /// Why a mirror or a hosts.toml is not usable.
@@ -57,7 +60,7 @@ impl Mirror {
         Ok(Mirror {
             base,
             headers: Vec::new(),
-            skip_verify: false,
+            tls: HostTls::default(),
         })
     }
 
@@ -73,6 +76,10 @@ impl Mirror {
 
 #[derive(Debug, serde::Deserialize)]
 struct HostsToml {
+    server: Option<String>,
+    ca: Option<CaField>,
+    #[serde(default)]
+    skip_verify: bool,
     #[serde(default)]
     host: HashMap<String, HostEntry>,
 }
@@ -104,14 +111,23 @@ enum HeaderField {
 /// Mirrors by registry (`*` for every registry).
 pub type ByRegistry = HashMap<String, Vec<Mirror>>;
 
-/// Mirrors by registry from a containerd `certs.d`-style directory, plus the CA files its
-/// hosts name. Hosts without the `pull` capability are skipped; `server` is the registry
-/// itself and is not a mirror. Missing directory: nothing.
-pub fn read_hosts_dir(dir: &Path) -> Result<(ByRegistry, Vec<PathBuf>), Error> {
-    let mut mirrors = HashMap::new();
-    let mut cas = Vec::new();
+/// What one `HOST/hosts.toml` says.
+#[derive(Debug, Clone, Default)]
+pub struct Hosts {
+    /// `server`: the registry's own URL, when it is not `https://HOST`.
+    pub server: Option<reqwest::Url>,
+    /// The top-level `ca` and `skip_verify`, for connections to the server only.
+    pub tls: HostTls,
+    /// The `[host."…"]` entries with the `pull` capability, in file order.
+    pub mirrors: Vec<Mirror>,
+}
+
+/// Each registry's hosts.toml from a containerd `certs.d`-style directory (`_default` is
+/// returned as `*`). Missing directory: nothing.
+pub fn read_hosts_dir(dir: &Path) -> Result<HashMap<String, Hosts>, Error> {
+    let mut out = HashMap::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok((mirrors, cas));
+        return Ok(out);
     };
     for entry in entries.flatten() {
         let path = entry.path().join("hosts.toml");
@@ -124,15 +140,23 @@ pub fn read_hosts_dir(dir: &Path) -> Result<(ByRegistry, Vec<PathBuf>), Error> {
         } else {
             registry
         };
-        let (list, mut ca) = parse_hosts(&text).map_err(|detail| Error::Hosts { path, detail })?;
-        cas.append(&mut ca);
-        mirrors.insert(registry, list);
+        let hosts = parse_hosts(&text).map_err(|detail| Error::Hosts { path, detail })?;
+        out.insert(registry, hosts);
     }
-    Ok((mirrors, cas))
+    Ok(out)
 }
 
-/// Parses one hosts.toml; hosts keep their order in the file (TOML tables do not).
-pub fn parse_hosts(text: &str) -> Result<(Vec<Mirror>, Vec<PathBuf>), String> {
+fn ca_list(ca: Option<&CaField>) -> Vec<PathBuf> {
+    match ca {
+        Some(CaField::One(p)) => vec![p.clone()],
+        Some(CaField::Many(p)) => p.clone(),
+        None => Vec::new(),
+    }
+}
+
+/// Parses one hosts.toml; hosts keep their order in the file (TOML tables do not). Hosts
+/// without the `pull` capability are skipped; `server` is the registry itself, not a mirror.
+pub fn parse_hosts(text: &str) -> Result<Hosts, String> {
     let parsed: HostsToml = toml::from_str(text).map_err(|e| e.to_string())?;
     let order: Vec<String> = text
         .lines()
@@ -142,8 +166,11 @@ pub fn parse_hosts(text: &str) -> Result<(Vec<Mirror>, Vec<PathBuf>), String> {
             Some(inner.to_owned())
         })
         .collect();
+    let server = match &parsed.server {
+        Some(s) => Some(Mirror::new(s).map_err(|e| e.to_string())?.base),
+        None => None,
+    };
     let mut mirrors = Vec::new();
-    let mut cas = Vec::new();
     for url in order {
         let Some(h) = parsed.host.get(&url) else {
             continue;
@@ -155,7 +182,10 @@ pub fn parse_hosts(text: &str) -> Result<(Vec<Mirror>, Vec<PathBuf>), String> {
             continue;
         }
         let mut m = Mirror::new(&url).map_err(|e| e.to_string())?;
-        m.skip_verify = h.skip_verify;
+        m.tls = HostTls {
+            ca: ca_list(h.ca.as_ref()),
+            skip_verify: h.skip_verify,
+        };
         for (name, value) in &h.header {
             let values = match value {
                 HeaderField::One(v) => vec![v.clone()],
@@ -167,14 +197,16 @@ pub fn parse_hosts(text: &str) -> Result<(Vec<Mirror>, Vec<PathBuf>), String> {
                 m.headers.push((name, v));
             }
         }
-        match &h.ca {
-            Some(CaField::One(p)) => cas.push(p.clone()),
-            Some(CaField::Many(p)) => cas.extend(p.iter().cloned()),
-            None => {}
-        }
         mirrors.push(m);
     }
-    Ok((mirrors, cas))
+    Ok(Hosts {
+        server,
+        tls: HostTls {
+            ca: ca_list(parsed.ca.as_ref()),
+            skip_verify: parsed.skip_verify,
+        },
+        mirrors,
+    })
 }
 
 #[cfg(test)]
@@ -185,6 +217,7 @@ mod tests {
     fn hosts_toml_in_file_order_with_settings() {
         let text = r#"
 server = "https://registry-1.docker.io"
+ca = ["/etc/certs/hub.pem"]
 
 [host."https://z-mirror.example/v2"]
   capabilities = ["pull", "resolve"]
@@ -199,15 +232,22 @@ server = "https://registry-1.docker.io"
 [host."https://push-only.example"]
   capabilities = ["push"]
 "#;
-        let (mirrors, cas) = parse_hosts(text).unwrap();
+        let hosts = parse_hosts(text).unwrap();
+        assert_eq!(
+            hosts.server.as_ref().map(|u| u.as_str()),
+            Some("https://registry-1.docker.io/")
+        );
+        assert_eq!(hosts.tls.ca, [PathBuf::from("/etc/certs/hub.pem")]);
+        let mirrors = hosts.mirrors;
         let bases: Vec<&str> = mirrors.iter().map(|m| m.base.as_str()).collect();
         assert_eq!(
             bases,
             ["https://z-mirror.example/", "http://a-cache.example:5000/"]
         );
         assert_eq!(mirrors[0].headers[0].0.as_str(), "x-team");
-        assert!(mirrors[1].skip_verify);
-        assert_eq!(cas, [PathBuf::from("/etc/certs/mirror.pem")]);
+        assert!(mirrors[1].tls.skip_verify && mirrors[1].tls.ca.is_empty());
+        assert_eq!(mirrors[0].tls.ca, [PathBuf::from("/etc/certs/mirror.pem")]);
+        assert!(!mirrors[0].tls.skip_verify);
         let url = reqwest::Url::parse(
             "https://registry-1.docker.io/v2/library/alpine/blobs/sha256:ab?x=1",
         )

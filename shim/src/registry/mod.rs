@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod mirror;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -147,7 +148,8 @@ pub struct Options {
     /// Registry hosts (`host` or `host:port`) reached over plain HTTP without TLS.
     /// Default: none.
     pub insecure: Vec<String>,
-    /// Extra PEM CA certificates trusted in addition to the system roots. Default: none.
+    /// Extra PEM CA certificates trusted for every registry in addition to the system roots.
+    /// Default: none.
     pub ca_files: Vec<PathBuf>,
     /// Time allowed to establish a connection. Default: 10 s.
     pub connect_timeout: Duration,
@@ -159,7 +161,8 @@ pub struct Options {
     /// Hub, `*` for every registry). Default: none.
     pub mirrors: HashMap<String, Vec<mirror::Mirror>>,
     /// A containerd `certs.d`-style directory of `HOST/hosts.toml` files adding mirrors (after
-    /// those in `mirrors`) and CA files. Default: none.
+    /// those in `mirrors`), and CA files and `skip_verify` for the hosts they are written for.
+    /// Default: none.
     pub hosts_dir: Option<PathBuf>,
 }
 
@@ -177,87 +180,68 @@ impl Default for Options {
     }
 }
 
-/// The registry client: one connection pool and one token cache for the whole process.
+/// The registry client: one connection pool per TLS setting and one token cache for the whole
+/// process.
 #[derive(Debug)]
 pub struct Client {
-    http: reqwest::Client,
-    /// For mirrors with `skip_verify`.
-    unverified: reqwest::Client,
+    clients: tls::Clients,
     insecure: Vec<String>,
     tokens: TokenCache,
     mirrors: HashMap<String, Vec<mirror::Mirror>>,
 }
 
 impl Client {
-    /// Builds the client. TLS certificates are always verified.
+    /// Builds the client. TLS certificates are verified unless a hosts.toml says
+    /// `skip_verify` for the host in question.
     pub fn new(options: &Options) -> Result<Client> {
         let mut mirrors = options.mirrors.clone();
-        let mut ca_files = options.ca_files.clone();
+        let mut hosts: HashMap<String, tls::HostTls> = HashMap::new();
+        let insecure = options.insecure.clone();
         if let Some(dir) = &options.hosts_dir {
-            let (from_dir, cas) = mirror::read_hosts_dir(dir)?;
-            for (registry, list) in from_dir {
-                mirrors.entry(registry).or_default().extend(list);
+            for (registry, from_dir) in mirror::read_hosts_dir(dir)? {
+                let server = from_dir
+                    .server
+                    .clone()
+                    .or_else(|| (registry != "*").then(|| base_url(&insecure, &registry)));
+                if let Some(key) = server.as_ref().and_then(tls::authority) {
+                    hosts.entry(key).or_default().merge(&from_dir.tls);
+                }
+                mirrors
+                    .entry(registry)
+                    .or_default()
+                    .extend(from_dir.mirrors);
             }
-            ca_files.extend(cas);
         }
-        let mut certs = Vec::new();
-        for path in &ca_files {
-            let pem = std::fs::read(path).map_err(|e| Error::Ca {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
-            certs.extend(
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::Ca {
-                    path: path.clone(),
-                    detail: e.to_string(),
-                })?,
-            );
-        }
-        let build = |verify: bool| {
-            let mut builder = reqwest::Client::builder()
-                .user_agent(concat!("hoist/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(options.connect_timeout)
-                .read_timeout(options.progress_timeout)
-                .pool_max_idle_per_host(options.pool_per_host)
-                // reqwest drops Authorization when a redirect changes host (blob storage).
-                .redirect(reqwest::redirect::Policy::limited(10))
-                .danger_accept_invalid_certs(!verify);
-            for cert in &certs {
-                builder = builder.add_root_certificate(cert.clone());
+        for m in mirrors.values().flatten() {
+            if let Some(key) = tls::authority(&m.base) {
+                hosts.entry(key).or_default().merge(&m.tls);
             }
-            builder.build().map_err(Error::Build)
-        };
-        let unverified = build(false)?;
+        }
         Ok(Client {
-            http: build(true)?,
-            unverified,
-            insecure: options.insecure.clone(),
+            clients: tls::Clients::new(options, &hosts)?,
+            insecure,
             tokens: TokenCache::default(),
             mirrors,
         })
     }
 
-    /// The raw HTTP client, for requests that must not carry registry credentials
-    /// (blob storage after a cross-host redirect).
+    /// The raw HTTP client for hosts without TLS settings of their own, for requests that must
+    /// not carry registry credentials.
     pub fn http(&self) -> &reqwest::Client {
-        &self.http
+        self.clients.default()
+    }
+
+    /// The raw HTTP client for requests to `url`'s host (its hosts.toml `ca` and
+    /// `skip_verify`), for requests that must not carry registry credentials (blob storage
+    /// after a cross-host redirect, a mirror's blob URL).
+    pub fn http_for(&self, url: &reqwest::Url) -> &reqwest::Client {
+        self.clients.for_url(url)
     }
 
     /// The base URL for `registry`: `https://host`, or `http://host` if it is configured as
     /// insecure. Docker Hub's API lives at `registry-1.docker.io`.
     pub fn base_url(&self, registry: &str) -> reqwest::Url {
-        let host = if registry == crate::reference::DEFAULT_REGISTRY {
-            "registry-1.docker.io"
-        } else {
-            registry
-        };
-        let scheme = if self.insecure.iter().any(|h| h == registry) {
-            "http"
-        } else {
-            "https"
-        };
-        reqwest::Url::parse(&format!("{scheme}://{host}/"))
-            .expect("a validated registry host always forms a URL")
+        base_url(&self.insecure, registry)
     }
 
     /// A handle for one repository with one set of credentials.
@@ -276,6 +260,21 @@ impl Client {
             authorization: Mutex::new(None),
         }
     }
+}
+
+fn base_url(insecure: &[String], registry: &str) -> reqwest::Url {
+    let host = if registry == crate::reference::DEFAULT_REGISTRY {
+        "registry-1.docker.io"
+    } else {
+        registry
+    };
+    let scheme = if insecure.iter().any(|h| h == registry) {
+        "http"
+    } else {
+        "https"
+    };
+    reqwest::Url::parse(&format!("{scheme}://{host}/"))
+        .expect("a validated registry host always forms a URL")
 }
 
 /// A repository on a registry, with the credentials to use for it. Requests sent through it
@@ -343,12 +342,7 @@ impl Repository {
             let Some(mirror_url) = m.rewrite(url) else {
                 continue;
             };
-            let http = if m.skip_verify {
-                &self.client.unverified
-            } else {
-                &self.client.http
-            };
-            let mut req = http.get(mirror_url.clone());
+            let mut req = self.client.http_for(&mirror_url).get(mirror_url.clone());
             for (k, v) in headers {
                 req = req.header(k, v);
             }
@@ -385,7 +379,7 @@ impl Repository {
             return Ok(response);
         }
         let send = |auth: Option<Secret>| {
-            let mut req = self.client.http.get(url.clone());
+            let mut req = self.client.http_for(url).get(url.clone());
             for (k, v) in headers {
                 req = req.header(k, v);
             }
@@ -524,15 +518,15 @@ impl Repository {
                     ("refresh_token", refresh.expose()),
                     ("client_id", "hoist"),
                 ]);
-                self.client.http.post(url.clone()).form(&params)
+                self.client.http_for(&url).post(url.clone()).form(&params)
             }
             Credentials::Basic { username, password } => self
                 .client
-                .http
+                .http_for(&url)
                 .get(url.clone())
                 .query(&params)
                 .basic_auth(username, Some(password.expose())),
-            _ => self.client.http.get(url.clone()).query(&params),
+            _ => self.client.http_for(&url).get(url.clone()).query(&params),
         };
         let response = request.send().await.map_err(transport(&url))?;
         let status = response.status();
