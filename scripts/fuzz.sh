@@ -21,6 +21,10 @@ target_dir="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
 cd fuzz
 echo "== fuzz: building targets"
 cargo +nightly fuzz build -O --target-dir "$target_dir"
+# Run the binaries that build made, not `cargo fuzz run`, which would go through cargo (and its
+# freshness checks, or a rebuild if any flag differed) once per target.
+host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
+bin_dir="$target_dir/$host/release"
 failed=()
 for target in $(cargo +nightly fuzz list); do
     echo "== fuzz: $target for ${seconds}s"
@@ -28,7 +32,8 @@ for target in $(cargo +nightly fuzz list); do
     scratch="$(mktemp -d)"
     cp -r "corpus/$target/." "$scratch/"
     log="$scratch.log"
-    if cargo +nightly fuzz run -O --target-dir "$target_dir" "$target" "$scratch" -- \
+    mkdir -p "artifacts/$target"
+    if "$bin_dir/$target" "$scratch" -artifact_prefix="artifacts/$target/" \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
         >"$log" 2>&1; then
         grep -E '^stat::number_of_executed_units|^#[0-9]+ *DONE' "$log" || true

@@ -15,6 +15,9 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo clippy and unit tests of hoist without the aws feature (as the fuzz targets build it)"
+cargo clippy -p hoist --no-default-features --all-targets --locked -- -D warnings
+cargo test -p hoist --no-default-features --lib --locked
 echo "== cargo test (with a registry and containerd)"
 # Tests that need the services fail (rather than skip) when they are missing.
 HOIST_TEST_REQUIRE_SERVICES=1 scripts/with-services.sh cargo test --workspace --locked

@@ -3,20 +3,30 @@
 //! 12 hours) is cached per connector and registry and renewed before `expiresAt`, but never
 //! fetched more often than `min_refresh_secs` apart: a clock skew or an endpoint answering
 //! with an `expiresAt` in the past (as moto does) must not make every pull call the API.
+//! The SDK calls need the `aws` cargo feature (default); without it, `Aws` connectors are
+//! rejected when the config is checked.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+#[cfg(feature = "aws")]
 use aws_config::BehaviorVersion;
+#[cfg(feature = "aws")]
 use aws_sdk_ecr::config::{Credentials as AwsCredentials, Region};
+#[cfg(feature = "aws")]
 use base64::Engine as _;
 use regex::Regex;
 
 use super::config::AuthConfig;
 use super::metrics::Metrics;
 use super::secret::{self, Environment};
-use crate::registry::{Credentials, Secret};
+use crate::registry::Credentials;
+#[cfg(feature = "aws")]
+use crate::registry::Secret;
+
+/// Whether this build has the AWS SDK (the `aws` cargo feature), so `Aws` connectors work.
+pub const SUPPORTED: bool = cfg!(feature = "aws");
 
 /// How long before `expiresAt` a token is renewed.
 const RENEW_BEFORE: Duration = Duration::from_secs(30 * 60);
@@ -54,7 +64,14 @@ pub enum Error {
     /// No region configured and none in the registry host.
     #[error("no auth.region and the registry {0} is not an ECR host")]
     NoRegion(String),
+    /// This hoist was built without the `aws` cargo feature.
+    #[error("{UNSUPPORTED}")]
+    Unsupported,
 }
+
+/// Why an `Aws` connector cannot work in a build without the `aws` feature.
+pub const UNSUPPORTED: &str =
+    "hoist was built without the aws feature: Amazon ECR connectors are unavailable";
 
 impl Error {
     /// Whether AWS refused the credentials (as opposed to being unreachable).
@@ -139,6 +156,17 @@ impl Tokens {
     }
 }
 
+#[cfg(not(feature = "aws"))]
+async fn fetch(
+    _registry: &str,
+    _auth: &AuthConfig,
+    _env: &Environment,
+) -> Result<(Credentials, SystemTime), Error> {
+    // Connector::from_config rejects Aws connectors in this build; kept as a typed refusal.
+    Err(Error::Unsupported)
+}
+
+#[cfg(feature = "aws")]
 async fn fetch(
     registry: &str,
     auth: &AuthConfig,
@@ -198,6 +226,7 @@ async fn fetch(
 
 /// `AssumeRoleWithWebIdentity` with the current content of the token file (projected service
 /// account tokens rotate, so it is read on every call).
+#[cfg(feature = "aws")]
 async fn assume_role(
     auth: &AuthConfig,
     loader: aws_config::ConfigLoader,

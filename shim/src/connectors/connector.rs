@@ -59,6 +59,13 @@ impl Connector {
             kind: c.kind,
             problem,
         })?;
+        if c.kind == Type::Aws && !aws::SUPPORTED {
+            return Err(ConfigError::Auth {
+                connector: c.id.clone(),
+                kind: c.kind,
+                problem: aws::UNSUPPORTED.into(),
+            });
+        }
         if c.kind == Type::Aws && c.auth.region.is_none() && aws::parse_ecr_host(&host).is_none() {
             return Err(ConfigError::Auth {
                 connector: c.id.clone(),

@@ -338,10 +338,23 @@ fn config_errors_are_reported() {
     assert!(
         crate::config::Config::parse(&format!("{base}type = \"Aws\"\nregistry2 = 1\n")).is_err()
     );
+}
+
+/// A valid ECR connector parses when the AWS SDK is built in, and is refused by name otherwise:
+/// an operator learns at start-up (or on reload), not at the first ECR pull.
+#[test]
+fn aws_connector_parses_only_with_the_aws_feature() {
     let ecr = "[[connector]]\nid = \"ecr\"\nscope = \"account\"\ntype = \"Aws\"\n\
                registry = \"123456789012.dkr.ecr.eu-west-1.amazonaws.com\"\n\
                auth = { role_arn = \"arn:aws:iam::123456789012:role/r\", web_identity_token_file = \"/t\" }\n";
-    crate::config::Config::parse(ecr).unwrap();
+    let parsed = crate::config::Config::parse(ecr);
+    if super::aws::SUPPORTED {
+        parsed.unwrap();
+    } else {
+        let error = parsed.unwrap_err().to_string();
+        assert!(error.contains("connector ecr (Aws)"), "{error}");
+        assert!(error.contains("built without the aws feature"), "{error}");
+    }
 }
 
 #[test]
