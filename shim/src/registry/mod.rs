@@ -3,13 +3,14 @@
 //! per-repository [`Repository`] handle that the pull stages send requests through.
 
 pub mod auth;
+mod backoff;
 pub mod mirror;
 pub mod tls;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, StatusCode, header};
 
@@ -164,6 +165,11 @@ pub struct Options {
     /// those in `mirrors`), and CA files and `skip_verify` for the hosts they are written for.
     /// Default: none.
     pub hosts_dir: Option<PathBuf>,
+    /// How long a mirror that failed (no connection, or a 5xx) is skipped before it is tried
+    /// again; each further failure doubles it. Default: 30 s.
+    pub mirror_backoff: Duration,
+    /// The longest a failed mirror is skipped. Default: 10 min.
+    pub mirror_backoff_max: Duration,
 }
 
 impl Default for Options {
@@ -176,6 +182,8 @@ impl Default for Options {
             pool_per_host: 64,
             mirrors: HashMap::new(),
             hosts_dir: None,
+            mirror_backoff: Duration::from_secs(30),
+            mirror_backoff_max: Duration::from_secs(600),
         }
     }
 }
@@ -188,6 +196,7 @@ pub struct Client {
     insecure: Vec<String>,
     tokens: TokenCache,
     mirrors: HashMap<String, Vec<mirror::Mirror>>,
+    mirror_backoff: backoff::Backoff,
 }
 
 impl Client {
@@ -222,6 +231,10 @@ impl Client {
             insecure,
             tokens: TokenCache::default(),
             mirrors,
+            mirror_backoff: backoff::Backoff::new(
+                options.mirror_backoff,
+                options.mirror_backoff_max,
+            ),
         })
     }
 
@@ -342,6 +355,10 @@ impl Repository {
             let Some(mirror_url) = m.rewrite(url) else {
                 continue;
             };
+            let key = format!("{}|{}", self.registry, m.base);
+            if !self.client.mirror_backoff.available(&key, Instant::now()) {
+                continue;
+            }
             let mut req = self.client.http_for(&mirror_url).get(mirror_url.clone());
             for (k, v) in headers {
                 req = req.header(k, v);
@@ -349,16 +366,37 @@ impl Repository {
             for (k, v) in &m.headers {
                 req = req.header(k, v);
             }
-            match req.send().await {
-                Ok(r) if r.status().is_success() => {
-                    tracing::debug!(mirror = %m.base, url = %display_url(&mirror_url), "served by mirror");
-                    return Some(r);
-                }
-                Ok(r) => {
+            let error = match req.send().await {
+                Ok(r) if !r.status().is_server_error() => {
+                    if self.client.mirror_backoff.succeeded(&key) {
+                        tracing::info!(mirror = %m.base, registry = %self.registry, "mirror answers again; using it");
+                    }
+                    if r.status().is_success() {
+                        tracing::debug!(mirror = %m.base, url = %display_url(&mirror_url), "served by mirror");
+                        return Some(r);
+                    }
                     tracing::debug!(mirror = %m.base, status = %r.status(), "mirror could not serve; trying the next");
+                    continue;
                 }
-                Err(e) => {
-                    tracing::debug!(mirror = %m.base, error = %chain(&e), "mirror unreachable; trying the next");
+                Ok(r) => format!("answered {}", r.status()),
+                Err(e) => chain(&e),
+            };
+            match self.client.mirror_backoff.failed(&key, Instant::now()) {
+                backoff::Failed::Paused(pause) => tracing::warn!(
+                    mirror = %m.base,
+                    registry = %self.registry,
+                    error = %error,
+                    "mirror failed; skipping it for {}s",
+                    pause.as_secs()
+                ),
+                backoff::Failed::Extended(pause) => tracing::debug!(
+                    mirror = %m.base,
+                    error = %error,
+                    "mirror failed again; skipping it for {}s",
+                    pause.as_secs()
+                ),
+                backoff::Failed::AlreadyPaused => {
+                    tracing::debug!(mirror = %m.base, error = %error, "mirror unreachable");
                 }
             }
         }
