@@ -166,8 +166,13 @@ pub fn www_authenticate(data: &[u8]) {
 }
 
 /// Tar layers: whatever the archive holds, unpacking it creates nothing outside the layer
-/// directory, never touches a file beside it, and links nothing to it.
+/// directory, never touches a file beside it, and links nothing to it; with either writer.
 pub fn unpack(data: &[u8]) {
+    unpack_with(data, false);
+    unpack_with(data, true);
+}
+
+fn unpack_with(data: &[u8], io_uring: bool) {
     let root = tempfile::tempdir().expect("a temporary directory");
     let layer = root.path().join("layer");
     std::fs::create_dir(&layer).expect("the layer directory");
@@ -178,6 +183,7 @@ pub fn unpack(data: &[u8]) {
         allow_devices: false,
         max_entries: Some(10_000),
         max_bytes: Some(64 << 20),
+        io_uring,
     };
     let outside = escape_targets(data, &layer);
     let result = unpack::unpack(Cursor::new(data), &layer, &options);

@@ -181,6 +181,9 @@ pub struct PullConfig {
     pub max_layer_ratio: Option<u64>,
     /// Whether layers may create character and block devices. Default: true (as containerd).
     pub allow_devices: bool,
+    /// Whether layers write their regular files through io_uring (batched content writes and
+    /// closes); without it, or where io_uring is blocked (seccomp), `std::fs`. Default: false.
+    pub io_uring: bool,
 }
 
 impl Default for PullConfig {
@@ -200,6 +203,7 @@ impl Default for PullConfig {
             max_layer_size: None,
             max_layer_ratio: None,
             allow_devices: true,
+            io_uring: pull::unpack::Options::default().io_uring,
         }
     }
 }
@@ -316,6 +320,7 @@ impl Config {
             keep_layer_blobs: false,
             unpack: pull::unpack::Options {
                 allow_devices: p.allow_devices,
+                io_uring: p.io_uring,
                 ..pull::unpack::Options::default()
             },
         })
@@ -336,6 +341,10 @@ mod tests {
         assert_eq!(config.pull.layers_in_parallel, defaults.layers_in_parallel);
         assert_eq!(config.root, Config::default().root);
         assert_eq!(config.pull.layers_per_node, defaults.layers_per_node);
+        assert_eq!(config.pull.io_uring, defaults.io_uring);
+        // As `hoist-bench run --set io_uring=true` writes it.
+        let swept = Config::parse("[pull]\nio_uring = true\n").expect("a bool key");
+        assert!(swept.pull_options().expect("valid").unpack.io_uring);
         let serve = ServeConfig::default();
         assert_eq!(config.serve.snapshots_socket, serve.snapshots_socket);
         assert_eq!(config.serve.cri_socket, serve.cri_socket);

@@ -124,11 +124,7 @@ pub(super) fn file(
     meta: &Meta,
     buf: &mut [u8],
 ) -> Result<(u64, Replaced)> {
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let create_mode = Mode::from_bits_retain(0o600);
-    let (fd, replaced) = at.replacing(Op::CreateFile, || {
-        rustix::fs::openat(at.parent, at.name, flags, create_mode)
-    })?;
+    let (fd, replaced) = create_file(at)?;
     let mut file = File::from(fd);
     let written = if size == 0 {
         0
@@ -144,6 +140,16 @@ pub(super) fn file(
     }
     set_fd_meta(file.as_fd(), meta, at.entry, true)?;
     Ok((written, replaced))
+}
+
+/// Creates a regular file owner-only with `openat(O_CREAT | O_EXCL | O_NOFOLLOW)`, replacing
+/// what the name held. Both writers start a file here.
+pub(super) fn create_file(at: &Target<'_>) -> Result<(OwnedFd, Replaced)> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let create_mode = Mode::from_bits_retain(0o600);
+    at.replacing(Op::CreateFile, || {
+        rustix::fs::openat(at.parent, at.name, flags, create_mode)
+    })
 }
 
 /// Copies content through a buffer reused across the layer (larger than `io::copy`'s 8 KiB
@@ -325,7 +331,12 @@ pub(super) fn opaque(dir: BorrowedFd<'_>, entry: &Path) -> Result<()> {
 }
 
 /// Owner, xattrs, mode and times through an open fd (regular files and directories).
-fn set_fd_meta(fd: BorrowedFd<'_>, meta: &Meta, entry: &Path, regular: bool) -> Result<()> {
+pub(super) fn set_fd_meta(
+    fd: BorrowedFd<'_>,
+    meta: &Meta,
+    entry: &Path,
+    regular: bool,
+) -> Result<()> {
     let io = |op| move |errno| io_error(entry, op, errno);
     rustix::fs::fchown(fd, Some(meta.uid), Some(meta.gid)).map_err(io(Op::Chown))?;
     set_xattrs(meta, entry, regular, |name, value| {

@@ -9,6 +9,7 @@ mod hostile;
 mod overlay;
 mod replace;
 mod stream;
+mod uring;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -176,8 +177,42 @@ impl Sandbox {
         self.dest().join(path)
     }
 
+    /// Unpacks `tar` with both writers, the io_uring one first and then `std::fs` into a cleared
+    /// `dest`, checks that they agree (the same error, or the same stats and the same tree) and
+    /// returns the `std::fs` result, its tree left in `dest`. A `dest` that was not empty is not
+    /// cleared: both runs must refuse it.
     fn unpack_with(&self, tar: &[u8], options: &Options) -> Result<Stats> {
-        unpack(tar, &self.dest(), options)
+        let was_empty = fs::read_dir(self.dest()).unwrap().next().is_none();
+        let with = |io_uring| {
+            unpack(
+                tar,
+                &self.dest(),
+                &Options {
+                    io_uring,
+                    ..options.clone()
+                },
+            )
+        };
+        let ring = with(true);
+        let ring_tree = ring.is_ok().then(|| tree(&self.dest()));
+        if was_empty {
+            fs::remove_dir_all(self.dest()).unwrap();
+            fs::create_dir(self.dest()).unwrap();
+        }
+        let std = with(false);
+        match (&ring, &std) {
+            (Ok(ring), Ok(std)) => {
+                assert_eq!(ring, std);
+                assert_eq!(
+                    ring_tree,
+                    Some(tree(&self.dest())),
+                    "io_uring vs std::fs tree"
+                );
+            }
+            (Err(ring), Err(std)) => assert_eq!(ring.to_string(), std.to_string()),
+            _ => panic!("the writers disagree: io_uring {ring:?}, std::fs {std:?}"),
+        }
+        std
     }
 
     fn unpack(&self, tar: &[u8]) -> Result<Stats> {
@@ -201,6 +236,97 @@ impl Sandbox {
         assert_eq!(fs::read(&secret).unwrap(), b"secret");
         assert_eq!(fs::symlink_metadata(&secret).unwrap().nlink(), 1);
     }
+}
+
+/// One node of a tree as [`tree`] records it.
+#[derive(Debug, PartialEq, Eq)]
+struct Node {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    /// Access and modification times, `None` when the clock set them (parents the layer does not
+    /// list are created now, so two runs differ).
+    atime: Option<(i64, i64)>,
+    mtime: Option<(i64, i64)>,
+    size: u64,
+    rdev: u64,
+    nlink: u64,
+    /// The first path (in walk order) of this node's inode: hardlinks name their group.
+    inode: PathBuf,
+    xattrs: Vec<(String, Option<Vec<u8>>)>,
+    /// A symlink's target, or a regular file's content.
+    data: Vec<u8>,
+}
+
+/// Everything below `root` (not `root` itself) that either writer sets: type and mode, owner,
+/// times, size, device, hardlinks, xattrs, symlink targets and content. Every node is `lstat`ed
+/// before any content is read, so reading cannot move an atime that is compared.
+fn tree(root: &Path) -> std::collections::BTreeMap<PathBuf, Node> {
+    let mut stats = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for child in fs::read_dir(&dir).unwrap() {
+            let path = child.unwrap().path();
+            let meta = lstat(&path);
+            if meta.is_dir() {
+                dirs.push(path.clone());
+            }
+            stats.push((path, meta));
+        }
+    }
+    stats.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut inodes = std::collections::HashMap::new();
+    stats
+        .into_iter()
+        .map(|(path, meta)| {
+            let relative = path.strip_prefix(root).unwrap().to_owned();
+            let inode = inodes
+                .entry((meta.dev(), meta.ino()))
+                .or_insert_with(|| relative.clone())
+                .clone();
+            let data = if meta.file_type().is_symlink() {
+                fs::read_link(&path)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if meta.is_file() {
+                fs::read(&path).unwrap()
+            } else {
+                Vec::new()
+            };
+            let mut xattrs: Vec<_> = xattr_names(&path)
+                .into_iter()
+                .map(|name| {
+                    let value = xattr(&path, &name);
+                    (name, value)
+                })
+                .collect();
+            xattrs.sort();
+            let node = Node {
+                mode: meta.mode(),
+                uid: meta.uid(),
+                gid: meta.gid(),
+                atime: layer_time(meta.atime(), meta.atime_nsec()),
+                mtime: layer_time(meta.mtime(), meta.mtime_nsec()),
+                size: meta.size(),
+                rdev: meta.rdev(),
+                nlink: meta.nlink(),
+                inode,
+                xattrs,
+                data,
+            };
+            (relative, node)
+        })
+        .collect()
+}
+
+/// A time the layer set: any before the last day; later ones are the clock's.
+fn layer_time(sec: i64, nsec: i64) -> Option<(i64, i64)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (sec < now as i64 - 86_400).then_some((sec, nsec))
 }
 
 /// Names of the extended attributes on `path` (not following a symlink).

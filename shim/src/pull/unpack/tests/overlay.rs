@@ -247,7 +247,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn overlay_view_matches_naive_model_needs_root(layers in stack()) {
+    fn overlay_view_matches_naive_model_needs_root(layers in stack(), io_uring in any::<bool>()) {
         let tmp = tempfile::tempdir().unwrap();
         let mut model = BTreeMap::new();
         let mut dirs = Vec::new();
@@ -255,7 +255,8 @@ proptest! {
             let tree = layer_tree(ops);
             let dir = tmp.path().join(format!("layer{i}"));
             fs::create_dir(&dir).unwrap();
-            unpack(&layer_tar(&tree, order)[..], &dir, &Options::default()).unwrap();
+            let options = Options { io_uring, ..Options::default() };
+            unpack(&layer_tar(&tree, order)[..], &dir, &options).unwrap();
             apply(&mut model, &tree);
             dirs.push(dir);
         }

@@ -14,17 +14,23 @@ fn stops_at_the_end_of_archive_marker() {
     let mut tar = Layer::new().file("f", b"content").bytes();
     let tar_len = tar.len() as u64;
     tar.extend_from_slice(b"trailing bytes for the digest");
-    let mut stream = Cursor::new(tar);
-    let sandbox = Sandbox::new();
-    unpack_from(&sandbox, &mut stream);
-    assert!(stream.position() <= tar_len);
-    let mut rest = Vec::new();
-    stream.read_to_end(&mut rest).unwrap();
-    assert!(rest.ends_with(b"trailing bytes for the digest"));
+    for io_uring in [false, true] {
+        let mut stream = Cursor::new(tar.clone());
+        let sandbox = Sandbox::new();
+        unpack_from(&sandbox, &mut stream, io_uring);
+        assert!(stream.position() <= tar_len);
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).unwrap();
+        assert!(rest.ends_with(b"trailing bytes for the digest"));
+    }
 }
 
-fn unpack_from(sandbox: &Sandbox, stream: &mut Cursor<Vec<u8>>) {
-    crate::pull::unpack::unpack(stream, &sandbox.dest(), &Options::default()).unwrap();
+fn unpack_from(sandbox: &Sandbox, stream: &mut Cursor<Vec<u8>>, io_uring: bool) {
+    let options = Options {
+        io_uring,
+        ..Options::default()
+    };
+    crate::pull::unpack::unpack(stream, &sandbox.dest(), &options).unwrap();
 }
 
 #[test]
