@@ -21,6 +21,8 @@ enum Commands {
     Image(ImageArgs),
     /// Run named scenarios against Hoist, containerd, skopeo and the floor, and report.
     Run(RunArgs),
+    /// Serve the shaping proxy in front of a registry until interrupted, to try a link by hand.
+    Proxy(ProxyArgs),
     /// The floor of one image: its layer blobs from an OCI layout on local disk, verified,
     /// decoded and unpacked with Hoist's stages on all cores (run by `run` as a child).
     Floor(FloorArgs),
@@ -60,6 +62,29 @@ struct RunArgs {
     /// The hoist binary. Default: `hoist` beside this program, else from PATH.
     #[arg(long)]
     hoist: Option<PathBuf>,
+    /// Give every measurement a fresh tmpfs for its stores (needs root), so that no pull waits
+    /// on the disk's writeback of an earlier one.
+    #[arg(long)]
+    tmpfs: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ProxyArgs {
+    /// The registry to forward to, HOST:PORT.
+    #[arg(long)]
+    upstream: std::net::SocketAddr,
+    /// Bytes per second per client connection (30MB for an S3-like link); none when absent.
+    #[arg(long, value_parser = parse_size)]
+    per_connection: Option<u64>,
+    /// Bytes per second for all connections together; none when absent.
+    #[arg(long, value_parser = parse_size)]
+    link: Option<u64>,
+    /// Milliseconds before each request is forwarded.
+    #[arg(long, default_value_t = 0)]
+    first_byte_ms: u64,
+    /// Client connections served at once.
+    #[arg(long)]
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -136,6 +161,7 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Commands::Image(args) => write_image(args),
         Commands::Run(args) => run(args),
+        Commands::Proxy(args) => proxy(args),
         Commands::Floor(args) => floor(args),
     };
     match result {
@@ -225,6 +251,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         work_dir,
         hoist,
         bench: bench_exe,
+        tmpfs: args.tmpfs,
     };
     let mut log = |line: &str| {
         let _ = writeln!(std::io::stderr(), "[hoist-bench] {line}");
@@ -253,4 +280,30 @@ fn floor(args: FloorArgs) -> anyhow::Result<()> {
         .with_context(|| format!("floor of {}", args.layout.display()))?;
     writeln!(std::io::stdout(), "{{\"unpacked_bytes\":{bytes}}}").context("printing")?;
     Ok(())
+}
+
+fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
+    let shaping = hoist_harness::proxy::Shaping {
+        per_connection: args.per_connection,
+        link: args.link,
+        first_byte: std::time::Duration::from_millis(args.first_byte_ms),
+        max_connections: args.max_connections,
+    };
+    let proxy =
+        hoist_harness::proxy::Proxy::start(args.upstream, shaping).context("starting the proxy")?;
+    let mut out = std::io::stdout();
+    writeln!(out, "{}", proxy.host()).context("writing the proxy's address")?;
+    out.flush().context("writing the proxy's address")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing a SIGTERM handler")?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for SIGINT"),
+            _ = term.recv() => Ok(()),
+        }
+    })
 }

@@ -144,6 +144,8 @@ pub struct Options {
     pub hoist: PathBuf,
     /// The `hoist-bench` binary (runs the floor).
     pub bench: PathBuf,
+    /// Mount a fresh tmpfs for each measurement's stores.
+    pub tmpfs: bool,
 }
 
 /// Runs every case of `options.scenarios`; `log` hears one line per step.
@@ -185,6 +187,7 @@ pub fn run(options: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
     }
     Ok(Report {
         machine,
+        stores: if options.tmpfs { "tmpfs" } else { "disk" }.to_owned(),
         runs: options.runs,
         scale: options.scale,
         scenarios: reports,
@@ -236,6 +239,7 @@ fn run_case(
                 scratch: &scratch,
                 hoist: &options.hoist,
                 bench: &options.bench,
+                tmpfs: options.tmpfs,
             };
             let cost = systems::measure(system, case.mode, &target)?;
             log(&format!(

@@ -13,6 +13,8 @@ use super::measure::Cost;
 pub struct Report {
     /// Where it ran.
     pub machine: Machine,
+    /// Where the stores lived: `tmpfs` (a fresh one per measurement) or `disk`.
+    pub stores: String,
     /// Runs per system and case.
     pub runs: usize,
     /// Image sizes relative to the (1 = as specified).
@@ -178,9 +180,10 @@ pub fn markdown(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Machine: {}. {} run(s) per system, alternating; image sizes × {}.\n",
+        "Machine: {}. {} run(s) per system, alternating; stores on {}; image sizes × {}.\n",
         report.machine.describe(),
         report.runs,
+        report.stores,
         report.scale
     );
     for case in &report.scenarios {
@@ -360,6 +363,7 @@ mod tests {
         assert_eq!(case.best_hoist.as_deref(), Some("hoist-pull[x=1]"));
         let report = Report {
             machine: Machine::here(),
+            stores: "tmpfs".to_owned(),
             runs: 3,
             scale: 1.0,
             scenarios: vec![case],

@@ -90,6 +90,8 @@ pub struct Target<'a> {
     pub hoist: &'a Path,
     /// The `hoist-bench` binary (for the floor).
     pub bench: &'a Path,
+    /// Mount a fresh tmpfs on `scratch` first.
+    pub tmpfs: bool,
 }
 
 /// Measures one pull of `target` by `system` in `mode` on a cold store.
@@ -98,6 +100,19 @@ pub fn measure(system: &System, mode: Mode, target: &Target<'_>) -> Result<Cost>
         what: format!("{}", target.scratch.display()),
         source,
     })?;
+    if target.tmpfs {
+        rustix::mount::mount(
+            "hoist-bench",
+            target.scratch,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            Some(c"mode=0755"),
+        )
+        .map_err(|errno| Error::Io {
+            what: format!("mounting a tmpfs on {}", target.scratch.display()),
+            source: errno.into(),
+        })?;
+    }
     let result = match system {
         System::HoistCri(variant) => super::cri_systems::hoist_cri(variant, mode, target),
         System::HoistPull(variant) => hoist_pull(variant, mode, target),
