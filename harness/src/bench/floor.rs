@@ -1,6 +1,6 @@
 //! The floor: the image's layer blobs read from local disk, with no network, through the same
-//! stages a Hoist pull runs (blob digest on one thread, then decode + diff ID and unpack on
-//! another, per layer), every layer at once over all cores. No pull can beat it on the same
+//! stages a Hoist pull runs (blob digest on one thread, decode and diff ID on two more, and
+//! unpack on a fourth, per layer), every layer at once over all cores. No pull can beat it on the same
 //! machine; `hoist-bench floor` runs it as a process of its own so that it is measured like the
 //! others.
 
@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 
 use hoist::Digest;
 use hoist::manifest::{Compression, layer_compression};
-use hoist::pull::{decode, unpack};
+use hoist::pull::{decode, layer, unpack};
 
 /// Size of the pieces read from the blob file (the chunk size of a pull hands over similar).
 const PIECE: usize = 1 << 20;
@@ -120,26 +120,22 @@ fn one_layer(layout: &Path, layer: &Layer, dest: &Path) -> Result<u64, Error> {
         Ok(())
     });
     let source = BufReader::with_capacity(256 << 10, Pieces::new(rx));
-    let mut decoder =
-        decode::Decoder::new(source, layer.compression, layer.blob, layer.diff_id, None)?;
-    let unpacked = {
-        let mut buffered = BufReader::with_capacity(256 << 10, &mut decoder);
-        unpack::unpack(&mut buffered, dest, &unpack::Options::default()).and_then(|stats| {
-            std::io::copy(&mut buffered, &mut std::io::sink())
-                .map(|_| stats)
-                .map_err(unpack::Error::from)
-        })
+    let blob = layer::Blob {
+        digest: layer.blob,
+        compression: layer.compression,
+        diff_id: layer.diff_id,
+        limit: None,
     };
-    if let Err(source) = unpacked {
-        return Err(match decoder.failure() {
-            Some(e) => e.into(),
-            None => Error::Unpack {
+    let size = match layer::decode_and_unpack(source, dest, blob, &unpack::Options::default()) {
+        Ok(size) => size,
+        Err(layer::Failure::Decode(e)) => return Err(e.into()),
+        Err(layer::Failure::Unpack(source)) => {
+            return Err(Error::Unpack {
                 layer: layer.blob,
                 source,
-            },
-        });
-    }
-    let size = decoder.finish()?;
+            });
+        }
+    };
     reader.join().expect("the blob reader does not panic")?;
     Ok(size)
 }

@@ -209,6 +209,22 @@ impl BackgroundHasher {
     }
 }
 
+/// A reader of `source` decompressed as `compression`; reads fail with the stream's own error.
+pub fn decompressor<'a>(
+    source: impl BufRead + Send + 'a,
+    compression: Compression,
+    blob: Digest,
+) -> Result<Box<dyn Read + Send + 'a>> {
+    Ok(match compression {
+        Compression::None => Box::new(source),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(source)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(source)
+                .map_err(|source| Error::Decompress { blob, source })?,
+        ),
+    })
+}
+
 /// Decompresses a layer blob and hashes the result for the diff ID.
 pub struct Decoder<'a> {
     inner: Box<dyn Read + Send + 'a>,
@@ -239,16 +255,8 @@ impl<'a> Decoder<'a> {
         diff_id: Digest,
         limit: Option<u64>,
     ) -> Result<Decoder<'a>> {
-        let inner: Box<dyn Read + Send + 'a> = match compression {
-            Compression::None => Box::new(source),
-            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(source)),
-            Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::with_buffer(source)
-                    .map_err(|source| Error::Decompress { blob, source })?,
-            ),
-        };
         Ok(Decoder {
-            inner,
+            inner: decompressor(source, compression, blob)?,
             blob,
             diff_id,
             hasher: BackgroundHasher::new(),

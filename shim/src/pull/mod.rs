@@ -13,12 +13,12 @@ pub mod decode;
 pub mod fetch;
 mod flight;
 mod keep;
+pub mod layer;
 pub mod pipe;
 pub mod plan;
 pub mod register;
 pub mod unpack;
 
-use std::io::{BufReader, Read};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -653,7 +653,7 @@ impl LayerJob {
         })?;
         // A fetch failure is the root cause of whatever the unpacker saw after it.
         driven?;
-        unpacked.map_err(|e| e.into_error(&image, self.layer.blob))
+        unpacked.map_err(|e| layer_error(e, &image, self.layer.blob))
     }
 
     /// Feeds the blob into the pipe, verifying it as it passes.
@@ -698,56 +698,36 @@ impl LayerJob {
     }
 }
 
-/// Why the blocking half of a layer failed, before the image name is attached.
-enum LayerFailure {
-    Decode(decode::Error),
-    Unpack(unpack::Error),
-}
-
-impl LayerFailure {
-    fn into_error(self, image: &str, layer: Digest) -> Error {
-        match self {
-            LayerFailure::Decode(source) => Error::Decode {
-                image: image.to_owned(),
-                source: Box::new(source),
-            },
-            LayerFailure::Unpack(source) => Error::Unpack {
-                image: image.to_owned(),
-                layer,
-                source,
-            },
-        }
+/// Attaches the image name to a failure of the blocking half.
+fn layer_error(failure: layer::Failure, image: &str, layer: Digest) -> Error {
+    match failure {
+        layer::Failure::Decode(source) => Error::Decode {
+            image: image.to_owned(),
+            source: Box::new(source),
+        },
+        layer::Failure::Unpack(source) => Error::Unpack {
+            image: image.to_owned(),
+            layer,
+            source,
+        },
     }
 }
 
-/// The blocking half: decode, unpack, drain, verify the diff ID. The staged directory is
-/// dropped (removed) here on failure, after the last write into it.
+/// The blocking half: decode, unpack, verify the diff ID. The staged directory is dropped
+/// (removed) here on failure, after the last write into it.
 fn unpack_layer(
     reader: impl std::io::BufRead + Send,
     staged: Staged,
     layer: &Layer,
     limit: Option<u64>,
     options: &unpack::Options,
-) -> std::result::Result<(Staged, u64), LayerFailure> {
-    let mut decoder =
-        decode::Decoder::new(reader, layer.compression, layer.blob, layer.diff_id, limit)
-            .map_err(LayerFailure::Decode)?;
-    let unpacked = {
-        let mut buffered = BufReader::with_capacity(256 << 10, &mut decoder);
-        let unpacked = unpack::unpack(&mut buffered, &staged.fs(), options);
-        // Drain what the tar reader left (end-of-archive padding) so the diff ID covers it.
-        unpacked.and_then(|stats| {
-            std::io::copy(&mut buffered.by_ref(), &mut std::io::sink())
-                .map(|_| stats)
-                .map_err(unpack::Error::from)
-        })
+) -> std::result::Result<(Staged, u64), layer::Failure> {
+    let blob = layer::Blob {
+        digest: layer.blob,
+        compression: layer.compression,
+        diff_id: layer.diff_id,
+        limit,
     };
-    if let Err(e) = unpacked {
-        return Err(match decoder.failure() {
-            Some(decode_error) => LayerFailure::Decode(decode_error),
-            None => LayerFailure::Unpack(e),
-        });
-    }
-    let size = decoder.finish().map_err(LayerFailure::Decode)?;
+    let size = layer::decode_and_unpack(reader, &staged.fs(), blob, options)?;
     Ok((staged, size))
 }
