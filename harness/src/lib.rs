@@ -11,6 +11,8 @@
 //!   registries (per-connection and link bandwidth caps, first-byte latency, faults on demand).
 //! * [`cri`]: a CRI ImageService client, so that tests and benchmarks drive Hoist's CRI socket
 //!   and containerd's own through exactly the same calls.
+//! * [`token_issuer`]: a JWT token issuer for a docker-registry in token-auth mode, counting
+//!   requests and scopes.
 //! * [`tree`]: compare two directory trees, or a tree with the entries an image describes.
 //!
 //! The crate shells out to the real tools (`skopeo`, `ctr`) rather than re-implementing them: the
@@ -23,6 +25,7 @@ pub mod cri;
 pub mod image;
 pub mod proxy;
 pub mod skopeo;
+pub mod token_issuer;
 pub mod tree;
 
 pub use credentials::Credentials;

@@ -31,3 +31,4 @@ mod run;
 mod services;
 mod shaping;
 mod tls;
+mod token_auth;

@@ -429,9 +429,8 @@ impl Repository {
             }
             req.send()
         };
-        let response = send(self.current_authorization())
-            .await
-            .map_err(transport(url))?;
+        let sent = self.current_authorization();
+        let response = send(sent.clone()).await.map_err(transport(url))?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -447,16 +446,26 @@ impl Repository {
             registry: self.registry.clone(),
             source,
         })?;
-        let auth = self.authorize(&challenge).await?;
-        *self
-            .authorization
-            .lock()
-            .expect("authorization lock is never poisoned") = Some(auth.clone());
-        let response = send(Some(auth)).await.map_err(transport(url))?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            return Err(self.unauthenticated("credentials were refused"));
+        // A token from the cache may have been revoked or expired early at the registry: on a
+        // 401 it is replaced once by a new one. A 401 to a token just fetched is final.
+        let mut refused = sent;
+        for _ in 0..3 {
+            let (auth, fresh) = self.authorize(&challenge, refused.as_ref()).await?;
+            *self
+                .authorization
+                .lock()
+                .expect("authorization lock is never poisoned") = Some(auth.clone());
+            let response = send(Some(auth.clone())).await.map_err(transport(url))?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            if fresh {
+                break;
+            }
+            tracing::debug!(registry = %self.registry, "cached token refused; fetching a new one");
+            refused = Some(auth);
         }
-        Ok(response)
+        Err(self.unauthenticated("credentials were refused"))
     }
 
     /// `GET /v2/` with this handle's credentials, through the challenge flow (a token without
@@ -486,22 +495,31 @@ impl Repository {
         }
     }
 
-    /// The `Authorization` value answering `challenge`.
-    async fn authorize(&self, challenge: &Challenge) -> Result<Secret> {
+    /// The `Authorization` value answering `challenge`, and whether it is new rather than a
+    /// cached token. A cached token equal to `refused`, the one the registry just answered 401
+    /// to (expired early, revoked, its key rotated), is not reused: a new one is fetched.
+    async fn authorize(
+        &self,
+        challenge: &Challenge,
+        refused: Option<&Secret>,
+    ) -> Result<(Secret, bool)> {
         use base64::Engine as _;
         match (challenge, &self.credentials) {
             (Challenge::Basic, Credentials::Basic { username, password }) => {
                 let raw = format!("{username}:{}", password.expose());
-                Ok(Secret::new(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                )))
+                Ok((
+                    Secret::new(format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(raw)
+                    )),
+                    true,
+                ))
             }
             (Challenge::Basic, _) => {
                 Err(self.unauthenticated("registry asks for a user name and password"))
             }
             (Challenge::Bearer { .. }, Credentials::RegistryToken(token)) => {
-                Ok(Secret::new(format!("Bearer {}", token.expose())))
+                Ok((Secret::new(format!("Bearer {}", token.expose())), true))
             }
             (
                 Challenge::Bearer {
@@ -521,7 +539,10 @@ impl Repository {
                     credential_identity(credentials)
                 );
                 if let Some(token) = self.client.tokens.get(&self.registry, &cache_key) {
-                    return Ok(Secret::new(format!("Bearer {}", token.expose())));
+                    let auth = Secret::new(format!("Bearer {}", token.expose()));
+                    if Some(&auth) != refused {
+                        return Ok((auth, false));
+                    }
                 }
                 let (token, lifetime) = self
                     .fetch_token(realm, service.as_deref(), scope.as_deref())
@@ -529,7 +550,7 @@ impl Repository {
                 self.client
                     .tokens
                     .put(&self.registry, &cache_key, token.clone(), lifetime);
-                Ok(Secret::new(format!("Bearer {}", token.expose())))
+                Ok((Secret::new(format!("Bearer {}", token.expose())), true))
             }
         }
     }
