@@ -1,3 +1,4 @@
-//! Shared bodies of Hoist's fuzz targets (see `checks`).
+//! Shared bodies of Hoist's fuzz targets (see `checks` and `hosts_toml`).
 
 pub mod checks;
+pub mod hosts_toml;

@@ -1,11 +1,13 @@
 //! Replays every checked-in fuzz corpus file through the same checks the fuzz targets run
-//! (`fuzz/src/checks.rs` is compiled into this test too), so an input that once broke an
-//! invariant keeps being checked on the stable toolchain.
+//! (`fuzz/src/checks.rs` and `fuzz/src/hosts_toml.rs` are compiled into this test too), so an
+//! input that once broke an invariant keeps being checked on the stable toolchain.
 
 use std::path::{Path, PathBuf};
 
 #[path = "../../../fuzz/src/checks.rs"]
 mod checks;
+#[path = "../../../fuzz/src/hosts_toml.rs"]
+mod hosts_toml;
 
 type Check = fn(&[u8]);
 
@@ -22,6 +24,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("devcontainer", checks::devcontainer),
     ("dockerfile", checks::dockerfile),
     ("gitpod", checks::gitpod),
+    ("hosts_toml", hosts_toml::hosts_toml),
 ];
 
 fn fuzz_dir() -> PathBuf {

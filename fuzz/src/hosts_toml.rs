@@ -1,0 +1,280 @@
+//! containerd's `hosts.toml` (one file of the `certs.d` layout), as Hoist reads it for mirrors
+//! (`hoist::registry::mirror::parse_hosts`). The fuzz target `hosts_toml` and the stable corpus
+//! replay (`shim/tests/it/corpus.rs`, which includes this file) both call [`hosts_toml`].
+//!
+//! What holds for any input that parses, checked against a model built here from the TOML
+//! itself:
+//! * parsing is deterministic (up to the order of headers, see `Seen`);
+//! * the mirrors are exactly the `[host."URL"]` tables whose `capabilities` are absent or
+//!   include `pull`, in file order, each with its own `skip_verify`, headers and CA files, and
+//!   the top-level `server`, `ca` and `skip_verify` belong to the server alone;
+//! * the server and every mirror base are absolute http(s) URLs with a host, ending in `/` and
+//!   not in `/v2/`, and a registry API URL rewritten onto one keeps its path after the base
+//!   and its query;
+//! * what was parsed, written back as a hosts.toml, parses to the same.
+
+use std::path::PathBuf;
+
+use hoist::registry::mirror::{Hosts, Mirror, parse_hosts};
+
+/// A parsed mirror in comparable form, headers sorted: Hoist sends distinct header names in
+/// hash map order, and spellings of one name in different case (`X-A`, `x-a`) merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    base: String,
+    headers: Vec<(String, String)>,
+    ca: Vec<PathBuf>,
+    skip_verify: bool,
+}
+
+fn seen(m: &Mirror) -> Seen {
+    let mut headers: Vec<(String, String)> = m
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = std::str::from_utf8(value.as_bytes()).expect("built from a &str");
+            (name.as_str().to_owned(), value.to_owned())
+        })
+        .collect();
+    headers.sort();
+    Seen {
+        base: m.base.to_string(),
+        headers,
+        ca: m.tls.ca.clone(),
+        skip_verify: m.tls.skip_verify,
+    }
+}
+
+/// A parsed hosts.toml in comparable form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Parsed {
+    server: Option<String>,
+    server_ca: Vec<PathBuf>,
+    server_skip_verify: bool,
+    mirrors: Vec<Seen>,
+}
+
+fn parse(text: &str) -> Option<Parsed> {
+    let Hosts {
+        server,
+        tls,
+        mirrors,
+    } = parse_hosts(text).ok()?;
+    Some(Parsed {
+        server: server.map(|s| s.to_string()),
+        server_ca: tls.ca,
+        server_skip_verify: tls.skip_verify,
+        mirrors: mirrors.iter().map(seen).collect(),
+    })
+}
+
+/// One `hosts.toml`: see the module header for the invariants.
+pub fn hosts_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let first = parse(text);
+    assert_eq!(first, parse(text), "parsing is deterministic");
+    let Some(parsed) = first else {
+        return;
+    };
+    let expected = model(text);
+    assert_eq!(parsed.server, expected.server, "the server");
+    assert_eq!(
+        parsed.server_ca, expected.server_ca,
+        "the server's CA files"
+    );
+    assert_eq!(parsed.server_skip_verify, expected.server_skip_verify);
+    assert_eq!(
+        parsed.mirrors, expected.mirrors,
+        "the pull-capable hosts, in file order"
+    );
+    let mirrors = &parsed.mirrors;
+    for base in mirrors.iter().map(|m| &m.base).chain(&parsed.server) {
+        base_is_absolute(base);
+    }
+    let mut bases: Vec<&str> = mirrors.iter().map(|m| m.base.as_str()).collect();
+    bases.sort_unstable();
+    bases.dedup();
+    // Two spellings of one mirror (`https://m/v2` and `https://m`) cannot be written back as
+    // two tables of one name; Hoist finds `[host."…"]` lines by their raw text, so a base
+    // that needs escaping in TOML (`\` may stay in a query) cannot be written back either;
+    // nor a base ending in `//` (see `base_is_absolute`).
+    let plain = bases
+        .iter()
+        .all(|b| !b.contains(['"', '\\']) && !path_ends_in_two_slashes(b));
+    if plain && bases.len() == mirrors.len() {
+        let written = render(&parsed);
+        let back = parse(&written).expect("what was parsed, written back, parses");
+        assert_eq!(back, parsed, "written back: {written}");
+    }
+}
+
+/// What `text` should give, from its TOML value and its `[host."…"]` lines.
+fn model(text: &str) -> Parsed {
+    let table: toml::Table = text
+        .parse()
+        .expect("parse_hosts accepted it, so it is TOML");
+    let hosts = table.get("host").and_then(|h| h.as_table());
+    let server = table.get("server").map(|s| {
+        let s = s.as_str().expect("server was accepted as a string");
+        Mirror::new(s).expect("an accepted server").base.to_string()
+    });
+    let mut mirrors = Vec::new();
+    for line in text.lines() {
+        let Some(key) = line
+            .trim()
+            .strip_prefix("[host.\"")
+            .and_then(|l| l.strip_suffix("\"]"))
+        else {
+            continue;
+        };
+        let Some(entry) = hosts.and_then(|h| h.get(key)).and_then(|e| e.as_table()) else {
+            continue;
+        };
+        let pulls = match entry.get("capabilities") {
+            None => true,
+            Some(c) => c
+                .as_array()
+                .expect("capabilities were accepted as a list")
+                .iter()
+                .any(|c| c.as_str() == Some("pull")),
+        };
+        if !pulls {
+            continue;
+        }
+        let mut headers = Vec::new();
+        if let Some(h) = entry.get("header").and_then(|h| h.as_table()) {
+            for (name, value) in h {
+                let values = match value {
+                    toml::Value::String(v) => vec![v.clone()],
+                    toml::Value::Array(vs) => vs
+                        .iter()
+                        .map(|v| v.as_str().expect("header values were accepted as strings"))
+                        .map(str::to_owned)
+                        .collect(),
+                    other => panic!("header {name} was accepted as {other:?}"),
+                };
+                for v in values {
+                    headers.push((name.to_ascii_lowercase(), v));
+                }
+            }
+        }
+        headers.sort();
+        let base = Mirror::new(key).expect("an accepted host URL").base;
+        mirrors.push(Seen {
+            base: base.to_string(),
+            headers,
+            ca: ca_of(entry),
+            skip_verify: skip_verify_of(entry),
+        });
+    }
+    Parsed {
+        server,
+        server_ca: ca_of(&table),
+        server_skip_verify: skip_verify_of(&table),
+        mirrors,
+    }
+}
+
+fn ca_of(table: &toml::Table) -> Vec<PathBuf> {
+    match table.get("ca") {
+        None => Vec::new(),
+        Some(toml::Value::String(p)) => vec![PathBuf::from(p)],
+        Some(toml::Value::Array(ps)) => ps
+            .iter()
+            .map(|p| PathBuf::from(p.as_str().expect("CA paths were accepted as strings")))
+            .collect(),
+        Some(other) => panic!("ca was accepted as {other:?}"),
+    }
+}
+
+fn skip_verify_of(table: &toml::Table) -> bool {
+    table
+        .get("skip_verify")
+        .is_some_and(|v| v.as_bool().expect("skip_verify was accepted as a bool"))
+}
+
+fn path_ends_in_two_slashes(base: &str) -> bool {
+    reqwest::Url::parse(base).is_ok_and(|u| u.path().ends_with("//"))
+}
+
+/// An absolute http(s) base that requests append `v2/…` to, and that rewrites a registry API
+/// URL by keeping its path after the base and its query.
+fn base_is_absolute(base: &str) {
+    let url = reqwest::Url::parse(base).expect("a base is an absolute URL");
+    assert!(matches!(url.scheme(), "http" | "https"), "{base}");
+    assert!(url.host_str().is_some_and(|h| !h.is_empty()), "{base}");
+    assert!(url.path().ends_with('/'), "{base}");
+    assert!(!url.path().ends_with("/v2/"), "{base}");
+    let mut mirror = Mirror::new(base).expect("a base is a mirror URL");
+    // `https://m/a//v2` keeps its path `/a//` (requests go to `/a//v2/…`, as written); read
+    // again, that base loses a slash. Any other base reads back as itself.
+    if !path_ends_in_two_slashes(base) {
+        assert_eq!(mirror.base.as_str(), base, "a base is a fixed point");
+    }
+    mirror.base = url.clone();
+    let api = reqwest::Url::parse("https://registry.example/v2/library/alpine/blobs/sha256:ab?n=1")
+        .expect("a constant URL");
+    let moved = mirror.rewrite(&api).expect("an API URL rewrites");
+    assert_eq!(moved.origin(), url.origin(), "{base} → {moved}");
+    assert_eq!(
+        moved.path(),
+        format!("{}v2/library/alpine/blobs/sha256:ab", url.path()),
+        "{base} → {moved}"
+    );
+    assert_eq!(moved.query(), Some("n=1"));
+}
+
+/// `parsed` as a hosts.toml, mirrors in order.
+fn render(parsed: &Parsed) -> String {
+    fn quoted(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+    let list = |paths: &[PathBuf]| -> String {
+        let quoted: Vec<String> = paths.iter().map(|p| quoted(&p.to_string_lossy())).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let mut text = String::new();
+    if let Some(server) = &parsed.server {
+        text += &format!("server = {}\n", quoted(server));
+    }
+    text += &format!(
+        "ca = {}\nskip_verify = {}\n",
+        list(&parsed.server_ca),
+        parsed.server_skip_verify
+    );
+    for m in &parsed.mirrors {
+        text += &format!(
+            "\n[host.{}]\ncapabilities = [\"pull\", \"resolve\"]\nca = {}\nskip_verify = {}\n",
+            quoted(&m.base),
+            list(&m.ca),
+            m.skip_verify
+        );
+        let mut names: Vec<&str> = m.headers.iter().map(|(n, _)| n.as_str()).collect();
+        names.dedup();
+        if !names.is_empty() {
+            text += &format!("[host.{}.header]\n", quoted(&m.base));
+        }
+        for name in names {
+            let values: Vec<String> = m
+                .headers
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| quoted(v))
+                .collect();
+            text += &format!("{} = [{}]\n", quoted(name), values.join(", "));
+        }
+    }
+    text
+}
