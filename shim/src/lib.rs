@@ -26,4 +26,5 @@ pub mod registry;
 pub mod workspace;
 
 pub use digest::Digest;
+pub use hoist_snapshotter::hooks;
 pub use reference::Reference;

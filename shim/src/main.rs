@@ -119,6 +119,13 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Crash tests pause the pull at a chosen stage (debug builds only; see hoist::hooks).
+    #[cfg(debug_assertions)]
+    if let Some(at) = std::env::var_os("HOIST_TEST_PAUSE_AT") {
+        let marker = std::env::var_os("HOIST_TEST_PAUSE_MARKER")
+            .context("HOIST_TEST_PAUSE_AT needs HOIST_TEST_PAUSE_MARKER (a file to create)")?;
+        hoist::hooks::arm(&at.to_string_lossy(), marker.into())?;
+    }
     match Cli::parse().command {
         Command::Pull(args) => pull(args),
         Command::Serve(args) => serve(args),

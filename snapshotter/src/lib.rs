@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod hooks;
 pub mod mount;
 pub mod proto;
 pub mod service;

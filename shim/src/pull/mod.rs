@@ -688,6 +688,7 @@ impl LayerJob {
             if tx.send(pipe::Message::Data(bytes)).await.is_err() {
                 return Ok(()); // the unpacker stopped; its error is the one to report
             }
+            crate::hooks::pause("fetch");
         }
         verifier.finish().map_err(|source| Error::Decode {
             image: image.clone(),

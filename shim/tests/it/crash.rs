@@ -1,7 +1,8 @@
 //! `hoist serve` under process faults, through its CRI socket: `kill -9` at several moments
 //! of a pull (while a layer request stalls, then while layers are fetched, unpacked and
 //! committed) followed by a restart and the same pull; a pull and a remove of the same image
-//! at once. Afterwards the store is consistent, and both sockets are 0660.
+//! at once. Afterwards the store is consistent, and both sockets are 0660. `Serve` and the
+//! store check are shared with the kills at pause points (`kill.rs`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,35 +15,78 @@ use tonic::transport::Channel;
 use crate::reliability::{Outcome, record};
 use crate::support::{Comp, Faults, FaultyRegistry, image, noise, tar_of};
 
-type Cri = cri::image_service_client::ImageServiceClient<Channel>;
+pub type Cri = cri::image_service_client::ImageServiceClient<Channel>;
 
-/// A `hoist serve` on `root` with its sockets under `root/run`, registering nothing in
-/// containerd. Killed with SIGKILL on drop.
-struct Serve {
+/// A `hoist serve` on `root` with its sockets under `root/run` (the snapshots socket where
+/// [`Setup::containerd`] says, when set). Killed with SIGKILL on drop.
+pub struct Serve {
     child: Child,
     root: PathBuf,
 }
 
+/// What a test changes in how `hoist serve` starts.
+#[derive(Debug, Default)]
+pub struct Setup {
+    /// `HOIST_TEST_PAUSE_AT` (`STAGE[:N]`, see `hoist::hooks`); the marker is [`Setup::marker`].
+    pub pause_at: Option<String>,
+    /// Register pulls in this containerd; otherwise nothing is registered.
+    pub containerd: Option<Containerd>,
+}
+
+/// A containerd whose config names Hoist's proxy snapshotter `hoist` on `snapshots_socket`.
+#[derive(Debug, Clone)]
+pub struct Containerd {
+    /// Its gRPC socket.
+    pub socket: PathBuf,
+    /// Where its `[proxy_plugins.hoist]` expects Hoist's snapshots socket.
+    pub snapshots_socket: PathBuf,
+    /// The namespace images are registered in.
+    pub namespace: String,
+}
+
+impl Setup {
+    /// The file `hoist serve` creates when it pauses.
+    pub fn marker(root: &Path) -> PathBuf {
+        root.join("paused")
+    }
+}
+
 impl Serve {
-    fn config(root: &Path, registry: &str) -> PathBuf {
+    fn config(root: &Path, registry: &str, setup: &Setup) -> PathBuf {
         let path = root.join("hoist.toml");
+        let registration = match &setup.containerd {
+            None => format!(
+                "snapshots_socket = {:?}\nregister = false\n",
+                root.join("run/snapshots.sock")
+            ),
+            Some(c) => format!(
+                "snapshots_socket = {:?}\ncontainerd_socket = {:?}\nnamespace = {:?}\n",
+                c.snapshots_socket, c.socket, c.namespace
+            ),
+        };
         let text = format!(
             "root = {root:?}\ninsecure_registries = [{registry:?}]\n\n[serve]\n\
-             snapshots_socket = {snap:?}\ncri_socket = {cri:?}\nregister = false\n",
-            snap = root.join("run/snapshots.sock"),
+             cri_socket = {cri:?}\n{registration}",
             cri = root.join("run/cri.sock"),
         );
         std::fs::write(&path, text).unwrap();
         path
     }
 
-    async fn start(root: &Path, registry: &str) -> (Serve, Cri) {
-        let config = Serve::config(root, registry);
-        let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .spawn()
-            .unwrap();
+    pub async fn start(root: &Path, registry: &str) -> (Serve, Cri) {
+        Serve::start_with(root, registry, &Setup::default()).await
+    }
+
+    pub async fn start_with(root: &Path, registry: &str, setup: &Setup) -> (Serve, Cri) {
+        let config = Serve::config(root, registry, setup);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hoist"));
+        command.args(["serve", "--config"]).arg(&config);
+        if let Some(at) = &setup.pause_at {
+            command
+                .env("HOIST_TEST_PAUSE_AT", at)
+                .env("HOIST_TEST_PAUSE_MARKER", Setup::marker(root));
+        }
+        let child = command.spawn().unwrap();
         let serve = Serve {
             child,
             root: root.to_owned(),
@@ -64,7 +108,7 @@ impl Serve {
         (serve, Cri::new(channel))
     }
 
-    fn kill(mut self) {
+    pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -90,14 +134,14 @@ impl Drop for Serve {
     }
 }
 
-fn spec(reference: &str) -> Option<cri::ImageSpec> {
+pub fn spec(reference: &str) -> Option<cri::ImageSpec> {
     Some(cri::ImageSpec {
         image: reference.to_owned(),
         ..Default::default()
     })
 }
 
-async fn pull(client: &mut Cri, reference: &str) -> Result<String, tonic::Status> {
+pub async fn pull(client: &mut Cri, reference: &str) -> Result<String, tonic::Status> {
     client
         .pull_image(cri::PullImageRequest {
             image: spec(reference),
@@ -109,7 +153,7 @@ async fn pull(client: &mut Cri, reference: &str) -> Result<String, tonic::Status
 
 /// The store under `root` is consistent: nothing staged, every snapshot whole and committed
 /// ones chained; and when `image` is recorded, every layer of it is present.
-fn assert_consistent(root: &Path, image: Option<&str>, when: &str) {
+pub fn assert_consistent(root: &Path, image: Option<&str>, when: &str) {
     let store = hoist_snapshotter::Store::open(root).unwrap();
     assert_eq!(store.check().unwrap(), Vec::new(), "{when}");
     let staged: Vec<_> = std::fs::read_dir(root.join("staging")).unwrap().collect();

@@ -9,6 +9,7 @@ mod crash;
 mod enospc;
 mod faults;
 mod hostile;
+mod kill;
 mod limits;
 mod props;
 mod reliability;

@@ -273,6 +273,7 @@ impl Store {
     fn install(&self, tx: Write, from: &Path, id: u64) -> Result<()> {
         let to = self.layout.snapshot(id);
         fs::rename(from, &to).map_err(io_err("rename", &to))?;
+        crate::hooks::pause("commit");
         if let Err(e) = tx.commit() {
             if let Err(back) = fs::rename(&to, from) {
                 tracing::warn!(path = %to.display(), error = %back, "could not move back an uncommitted snapshot; cleanup will remove it");

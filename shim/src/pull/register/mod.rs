@@ -286,6 +286,7 @@ async fn write_all(
         )
         .await?;
 
+    crate::hooks::pause("register");
     let mut names = vec![record.name.clone()];
     names.extend(aliases.iter().filter(|a| **a != record.name).cloned());
     if options.id_record {

@@ -125,6 +125,7 @@ pub fn unpack<R: Read>(tar: R, dest: &Path, options: &Options) -> Result<Stats> 
         });
         let entry = unpacker.in_order(entry)?;
         unpacker.entry(entry)?;
+        crate::hooks::pause("unpack");
     }
     if let Some(ring) = unpacker.ring.as_mut() {
         ring.finish()?;
