@@ -22,6 +22,7 @@ pub mod scenario;
 mod services;
 pub mod sweep;
 pub mod systems;
+pub mod targets;
 
 use std::path::{Path, PathBuf};
 
@@ -186,6 +187,7 @@ pub fn run(options: &Options, log: &mut dyn FnMut(&str)) -> Result<Report> {
         reports.push(run_case(case, &chosen, &registry, options, log)?);
     }
     Ok(Report {
+        targets: targets::check(&reports),
         machine,
         stores: if options.tmpfs { "tmpfs" } else { "disk" }.to_owned(),
         runs: options.runs,

@@ -21,6 +21,8 @@ pub struct Report {
     pub scale: f64,
     /// One entry per case, in the order run.
     pub scenarios: Vec<CaseReport>,
+    /// Issue 6's targets against these numbers.
+    pub targets: Vec<super::targets::Check>,
 }
 
 /// The machine a report was taken on.
@@ -186,6 +188,25 @@ pub fn markdown(report: &Report) -> String {
         report.stores,
         report.scale
     );
+    if !report.targets.is_empty() {
+        let _ = writeln!(
+            out,
+            "| target | bound | this run | met |\n|---|---|---:|---|"
+        );
+        for check in &report.targets {
+            let (value, met) = match (check.value, check.met) {
+                (Some(v), Some(true)) => (format!("{v:.2}"), "yes"),
+                (Some(v), _) => (format!("{v:.2}"), "**NOT MET**"),
+                _ => ("—".to_owned(), "not measured"),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {value} | {met} |",
+                check.target, check.bound
+            );
+        }
+        let _ = writeln!(out);
+    }
     for case in &report.scenarios {
         let _ = writeln!(
             out,
@@ -366,6 +387,7 @@ mod tests {
             stores: "tmpfs".to_owned(),
             runs: 3,
             scale: 1.0,
+            targets: super::super::targets::check(std::slice::from_ref(&case)),
             scenarios: vec![case],
         };
         let table = markdown(&report);

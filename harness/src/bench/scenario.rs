@@ -121,14 +121,24 @@ pub fn cases(name: &str, scale: f64) -> Result<Vec<Case>> {
             Shaping::default(),
             Mode::Warm,
         )],
-        "fanout" => vec![case(
-            name,
-            "fanout",
-            "10 concurrent pulls of one image into one store (loopback)",
-            small_gzip(100 * MB),
-            Shaping::default(),
-            Mode::Fanout(10),
-        )],
+        "fanout" => vec![
+            case(
+                "fanout@1",
+                "fanout",
+                "a single pull of the fanout image, the measure of the fanout (loopback)",
+                small_gzip(100 * MB),
+                Shaping::default(),
+                Mode::Cold,
+            ),
+            case(
+                name,
+                "fanout",
+                "10 concurrent pulls of one image into one store (loopback)",
+                small_gzip(100 * MB),
+                Shaping::default(),
+                Mode::Fanout(10),
+            ),
+        ],
         "scale" => [250, 500, 1000, 2000]
             .into_iter()
             .map(|mb| {
@@ -163,6 +173,10 @@ mod tests {
             assert!(cases.iter().all(|c| c.scenario == *name));
         }
         assert_eq!(cases("scale", 1.0).unwrap().len(), 4);
+        let fanout = cases("fanout", 1.0).unwrap();
+        assert_eq!(fanout[0].mode, Mode::Cold);
+        assert_eq!(fanout[1].mode, Mode::Fanout(10));
+        assert_eq!(fanout[0].image.total_size, fanout[1].image.total_size);
         assert_eq!(
             cases("many-layers", 0.5).unwrap()[0].image.total_size,
             80 * MB
