@@ -102,7 +102,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             chunk_size: 4 << 20,
-            chunks_in_flight: 4,
+            chunks_in_flight: 8,
             retries: 5,
             backoff: Duration::from_millis(200),
             max_retry_after: Duration::from_secs(30),

@@ -157,7 +157,7 @@ impl Default for Options {
             fetch: fetch::Options::default(),
             layers_in_parallel: 3,
             layers_per_node: 6,
-            chunks_per_image: 8,
+            chunks_per_image: 16,
             max_layer_size: None,
             max_layer_ratio: None,
             keep_layer_blobs: false,
