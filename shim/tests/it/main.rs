@@ -4,6 +4,7 @@
 
 mod cli;
 mod connectors_cli;
+mod connectors_reload;
 mod corpus;
 mod crash;
 mod enospc;
