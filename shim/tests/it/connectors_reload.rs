@@ -174,7 +174,14 @@ async fn sighup_reloads_connectors_rejects_invalid_config_and_keeps_pulls_in_fli
 
     // While that pull waits on the stalled blob, the connector is broken again and reloaded:
     // the pull keeps the credentials it started with.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = Instant::now();
+    while registry.blob_requests() == 0 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "the pull never fetched a blob"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     write_config(root.path(), &host, "nobody");
     serve.hangup();
     serve.wait_for(&["config reloaded", "SIGHUP"], 2).await;
