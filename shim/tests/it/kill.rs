@@ -58,7 +58,7 @@ async fn pull_until_paused_then_kill(
     };
     let (serve, mut client) = Serve::start_with(root, &registry.host(), &setup).await;
     let reference = registry.reference().to_string();
-    let pulling = tokio::spawn(async move { pull(&mut client, &reference).await });
+    let pulling = tokio::spawn(async move { pull_retrying(&mut client, &reference).await });
     let marker = Setup::marker(root);
     let started = Instant::now();
     while !marker.exists() {
@@ -104,7 +104,9 @@ async fn restart_and_pull(
     );
     after_restart(root);
     let reference = registry.reference().to_string();
-    let image_ref = pull_retrying(&mut client, &reference, pause_at).await;
+    let image_ref = pull_retrying(&mut client, &reference)
+        .await
+        .unwrap_or_else(|e| panic!("{pause_at}: the pull after the restart failed: {e}"));
     assert_eq!(image_ref, registry.image().config_digest.to_string());
     serve.kill();
     let when = format!("after a kill at {pause_at}, a restart and a pull");
@@ -131,21 +133,23 @@ async fn restart_and_pull(
     );
 }
 
-/// The pull after the restart. containerd reconnects to a restarted proxy snapshotter with a
-/// backoff, so registration may be refused as unavailable for a moment; nothing else is
-/// retried.
-async fn pull_retrying(client: &mut crate::crash::Cri, reference: &str, pause_at: &str) -> String {
+/// A pull through the CRI socket. containerd reconnects to a restarted proxy snapshotter (a
+/// `hoist serve` on the socket its config names) with a backoff, so registration may be
+/// refused as unavailable for a moment; that alone is retried, for up to 30 s.
+async fn pull_retrying(
+    client: &mut crate::crash::Cri,
+    reference: &str,
+) -> Result<String, tonic::Status> {
     let started = Instant::now();
     loop {
         match pull(client, reference).await {
-            Ok(image_ref) => return image_ref,
             Err(e)
                 if e.code() == tonic::Code::Unavailable
                     && started.elapsed() < Duration::from_secs(30) =>
             {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(e) => panic!("{pause_at}: the pull after the restart failed: {e}"),
+            done => return done,
         }
     }
 }
