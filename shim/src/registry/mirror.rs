@@ -3,8 +3,12 @@
 //! `hosts.toml` layout (`DIR/HOST[:PORT]/hosts.toml` with `server`, `[host."URL"]`,
 //! `capabilities`, `ca`, `skip_verify`, `header`) so that operators configure them once. A
 //! `ca` or `skip_verify` applies to the host it is written for only (see [`super::tls`]).
+//!
+//! Header values can be credentials (`Authorization`): they are marked sensitive, `Debug`
+//! shows their names only, and no error quotes a value or a line of the file.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use http::{HeaderName, HeaderValue};
@@ -12,7 +16,7 @@ use http::{HeaderName, HeaderValue};
 use super::tls::HostTls;
 
 /// One mirror endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Mirror {
     /// `scheme://host[:port][/prefix]`; requests go to `BASE/v2/REPOSITORY/…`.
     pub base: reqwest::Url,
@@ -22,20 +26,132 @@ pub struct Mirror {
     pub tls: HostTls,
 }
 
+impl fmt::Debug for Mirror {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, Redacted)> = self
+            .headers
+            .iter()
+            .map(|(name, _)| (name.as_str(), Redacted))
+            .collect();
+        f.debug_struct("Mirror")
+            .field("base", &self.base.as_str())
+            .field("headers", &headers)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// Stands for a header value in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Why a mirror or a hosts.toml is not usable.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Not a URL.
     #[error("mirror {0:?} is not an http(s) URL")]
     BadUrl(String),
-    /// A hosts.toml could not be read or parsed.
-    #[error("{path}: {detail}")]
+    /// A hosts.toml could not be parsed.
+    #[error("{}: {source}", path.display())]
     Hosts {
         /// The file.
         path: PathBuf,
         /// Why.
-        detail: String,
+        source: HostsError,
     },
+}
+
+/// Why the text of a hosts.toml is not usable. No variant carries a header value or a line of
+/// the file.
+#[derive(Debug, thiserror::Error)]
+pub enum HostsError {
+    /// Not TOML, or not of the hosts.toml shape. `message` is the parser's, with any quoted
+    /// string in it elided.
+    #[error("line {line}, column {column}: {message}")]
+    Syntax {
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column (in characters) of the error.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// `server` or a `[host."…"]` URL is not an http(s) URL.
+    #[error("{0:?} is not an http(s) URL")]
+    BadUrl(String),
+    /// A header name is not a valid HTTP header name.
+    #[error("host {host}: header name {name:?} is not valid")]
+    HeaderName {
+        /// The host it is written for.
+        host: String,
+        /// The name.
+        name: String,
+    },
+    /// A header value is not a valid HTTP header value (the value itself is not repeated).
+    #[error("host {host}: the value of header {name:?} is not a valid header value")]
+    HeaderValue {
+        /// The host it is written for.
+        host: String,
+        /// The header's name.
+        name: String,
+    },
+}
+
+impl From<Error> for HostsError {
+    fn from(error: Error) -> HostsError {
+        match error {
+            Error::BadUrl(url) => HostsError::BadUrl(url),
+            Error::Hosts { source, .. } => source,
+        }
+    }
+}
+
+impl HostsError {
+    fn syntax(text: &str, error: &toml::de::Error) -> HostsError {
+        let at = error.span().map_or(0, |s| s.start).min(text.len());
+        let before = text.get(..at).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        HostsError::Syntax {
+            line,
+            column,
+            message: elide_quoted(error.message().trim_end()),
+        }
+    }
+}
+
+/// `message` with the contents of every `"…"` in it replaced by `…`: serde quotes the value it
+/// could not take (`invalid type: string "…", expected a map`), which may be a secret. Names
+/// of fields are quoted with backticks and stay.
+fn elide_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    let mut escaped = false;
+    for c in message.chars() {
+        if inside {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                inside = false;
+                out.push_str("…\"");
+            }
+            continue;
+        }
+        out.push(c);
+        inside = c == '"';
+    }
+    if inside {
+        out.push('…');
+    }
+    out
 }
 
 impl Mirror {
@@ -50,13 +166,14 @@ impl Mirror {
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             return Err(Error::BadUrl(url.into()));
         }
-        // containerd's host URLs may end in /v2; requests add it themselves.
-        let path = base
-            .path()
-            .trim_end_matches('/')
-            .trim_end_matches("/v2")
-            .to_owned();
-        base.set_path(&format!("{path}/"));
+        // containerd's host URLs may end in /v2 (and slashes around it, which containerd's
+        // path cleaning drops); requests add /v2 themselves.
+        let mut path = base.path().trim_end_matches('/');
+        while let Some(shorter) = path.strip_suffix("/v2") {
+            path = shorter.trim_end_matches('/');
+        }
+        let path = format!("{path}/");
+        base.set_path(&path);
         Ok(Mirror {
             base,
             headers: Vec::new(),
@@ -74,17 +191,45 @@ impl Mirror {
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
+// No `Debug` on what is read from the file: header values may be secrets.
+#[derive(serde::Deserialize)]
 struct HostsToml {
     server: Option<String>,
     ca: Option<CaField>,
     #[serde(default)]
     skip_verify: bool,
-    #[serde(default)]
-    host: HashMap<String, HostEntry>,
+    /// In document order (the `toml` crate's `preserve_order`).
+    #[serde(default, deserialize_with = "in_order")]
+    host: Vec<(String, HostEntry)>,
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// A TOML table's entries in the order the deserializer gives them, which with `toml`'s
+/// `preserve_order` is the order of the document.
+fn in_order<'de, D>(deserializer: D) -> Result<Vec<(String, HostEntry)>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Entries;
+    impl<'de> serde::de::Visitor<'de> for Entries {
+        type Value = Vec<(String, HostEntry)>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a table of hosts")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(entry) = map.next_entry()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Entries)
+}
+
+#[derive(serde::Deserialize)]
 struct HostEntry {
     capabilities: Option<Vec<String>>,
     ca: Option<CaField>,
@@ -94,14 +239,14 @@ struct HostEntry {
     header: HashMap<String, HeaderField>,
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(untagged)]
 enum CaField {
     One(PathBuf),
     Many(Vec<PathBuf>),
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(untagged)]
 enum HeaderField {
     One(String),
@@ -140,7 +285,7 @@ pub fn read_hosts_dir(dir: &Path) -> Result<HashMap<String, Hosts>, Error> {
         } else {
             registry
         };
-        let hosts = parse_hosts(&text).map_err(|detail| Error::Hosts { path, detail })?;
+        let hosts = parse_hosts(&text).map_err(|source| Error::Hosts { path, source })?;
         out.insert(registry, hosts);
     }
     Ok(out)
@@ -154,47 +299,44 @@ fn ca_list(ca: Option<&CaField>) -> Vec<PathBuf> {
     }
 }
 
-/// Parses one hosts.toml; hosts keep their order in the file (TOML tables do not). Hosts
-/// without the `pull` capability are skipped; `server` is the registry itself, not a mirror.
-pub fn parse_hosts(text: &str) -> Result<Hosts, String> {
-    let parsed: HostsToml = toml::from_str(text).map_err(|e| e.to_string())?;
-    let order: Vec<String> = text
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let inner = l.strip_prefix("[host.\"")?.strip_suffix("\"]")?;
-            Some(inner.to_owned())
-        })
-        .collect();
+/// Parses one hosts.toml; hosts keep their order in the file. Hosts without the `pull`
+/// capability are skipped; `server` is the registry itself, not a mirror.
+pub fn parse_hosts(text: &str) -> Result<Hosts, HostsError> {
+    let parsed: HostsToml = toml::from_str(text).map_err(|e| HostsError::syntax(text, &e))?;
     let server = match &parsed.server {
-        Some(s) => Some(Mirror::new(s).map_err(|e| e.to_string())?.base),
+        Some(s) => Some(Mirror::new(s)?.base),
         None => None,
     };
     let mut mirrors = Vec::new();
-    for url in order {
-        let Some(h) = parsed.host.get(&url) else {
-            continue;
-        };
+    for (url, h) in &parsed.host {
         if h.capabilities
             .as_ref()
             .is_some_and(|c| !c.iter().any(|c| c == "pull"))
         {
             continue;
         }
-        let mut m = Mirror::new(&url).map_err(|e| e.to_string())?;
+        let mut m = Mirror::new(url)?;
         m.tls = HostTls {
             ca: ca_list(h.ca.as_ref()),
             skip_verify: h.skip_verify,
         };
         for (name, value) in &h.header {
             let values = match value {
-                HeaderField::One(v) => vec![v.clone()],
-                HeaderField::Many(v) => v.clone(),
+                HeaderField::One(v) => std::slice::from_ref(v),
+                HeaderField::Many(v) => v.as_slice(),
             };
+            let header_name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| HostsError::HeaderName {
+                    host: m.base.to_string(),
+                    name: name.clone(),
+                })?;
             for v in values {
-                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
-                let v = HeaderValue::from_str(&v).map_err(|e| e.to_string())?;
-                m.headers.push((name, v));
+                let mut v = HeaderValue::from_str(v).map_err(|_| HostsError::HeaderValue {
+                    host: m.base.to_string(),
+                    name: name.clone(),
+                })?;
+                v.set_sensitive(true);
+                m.headers.push((header_name.clone(), v));
             }
         }
         mirrors.push(m);
@@ -257,5 +399,123 @@ ca = ["/etc/certs/hub.pem"]
             "http://a-cache.example:5000/v2/library/alpine/blobs/sha256:ab?x=1"
         );
         assert!(parse_hosts("[host.\"x\"]\ncapabilities = 3\n").is_err());
+    }
+
+    const SECRET: &str = "c2VjcmV0LWluLWhvc3RzLXRvbWw";
+
+    #[test]
+    fn debug_shows_header_names_not_values() {
+        let text = format!(
+            "[host.\"https://m.example\"]\n  [host.\"https://m.example\".header]\n    \
+             Authorization = \"Basic {SECRET}\"\n    x-team = [\"{SECRET}-2\"]\n"
+        );
+        let hosts = parse_hosts(&text).unwrap();
+        assert_eq!(hosts.mirrors[0].headers.len(), 2);
+        for shown in [format!("{hosts:?}"), format!("{:#?}", hosts.mirrors)] {
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(
+                shown.contains("authorization") && shown.contains("x-team"),
+                "{shown}"
+            );
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        // What is sent is still the value itself.
+        let sent = hosts.mirrors[0]
+            .headers
+            .iter()
+            .find(|(name, _)| name == http::header::AUTHORIZATION)
+            .map(|(_, value)| value.to_str().unwrap());
+        assert_eq!(sent, Some(format!("Basic {SECRET}").as_str()));
+    }
+
+    #[test]
+    fn a_broken_hosts_toml_is_reported_by_line_and_column_without_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let broken = [
+            // Not TOML: the line with the secret is the bad one.
+            format!(
+                "server = \"https://r.example\"\n[host.\"https://m.example\".header]\n  \
+                 Authorization = \"Bearer {SECRET}\" trailing\n"
+            ),
+            // TOML, but a header table written as a string: serde quotes what it got.
+            format!(
+                "server = \"https://r.example\"\n[host.\"https://m.example\"]\n  \
+                 header = \"Authorization: Bearer {SECRET}\"\n"
+            ),
+            // A header value that HTTP does not allow.
+            format!(
+                "[host.\"https://m.example\".header]\n  Authorization = \"Bearer {SECRET}\\n\"\n"
+            ),
+        ];
+        let expected = ["line 3, column ", "line 3, column ", "Authorization"];
+        for (text, expected) in broken.iter().zip(expected) {
+            let registry = dir.path().join("r.example");
+            std::fs::create_dir_all(&registry).unwrap();
+            std::fs::write(registry.join("hosts.toml"), text).unwrap();
+            let error = read_hosts_dir(dir.path()).unwrap_err();
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(!shown.contains("Bearer"), "{shown}");
+            let file = registry.join("hosts.toml");
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("{}: ", file.display())),
+                "{shown}"
+            );
+            assert!(error.to_string().contains(expected), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_table_header_inside_a_string_is_not_a_table() {
+        let text = "note = \"\"\"\n[host.\"https://m.example\"]\n\"\"\"\n\
+                    [host.\"https://m.example\"]\n  capabilities = [\"pull\"]\n";
+        let bases: Vec<String> = parse_hosts(text)
+            .unwrap()
+            .mirrors
+            .iter()
+            .map(|m| m.base.to_string())
+            .collect();
+        assert_eq!(bases, ["https://m.example/"]);
+    }
+
+    #[test]
+    fn hosts_in_document_order_however_they_are_written() {
+        let text = "[host.\"https://z.example\"]\n\
+                    [host.\"https://m.example\".header]\n  x-a = \"1\"\n\
+                    [host.\"https://a.example\"]\n";
+        let bases: Vec<String> = parse_hosts(text)
+            .unwrap()
+            .mirrors
+            .iter()
+            .map(|m| m.base.to_string())
+            .collect();
+        assert_eq!(
+            bases,
+            [
+                "https://z.example/",
+                "https://m.example/",
+                "https://a.example/"
+            ]
+        );
+    }
+
+    #[test]
+    fn slashes_around_a_trailing_v2_are_trimmed() {
+        for (url, base) in [
+            ("https://m.example//v2", "https://m.example/"),
+            ("https://m.example/v2//", "https://m.example/"),
+            ("https://m.example/cache//v2/", "https://m.example/cache/"),
+            ("https://m.example/a//b", "https://m.example/a//b/"),
+        ] {
+            assert_eq!(Mirror::new(url).unwrap().base.as_str(), base, "{url}");
+        }
+        let m = Mirror::new("https://m.example//v2").unwrap();
+        let url = reqwest::Url::parse("https://r.example/v2/library/alpine/manifests/3").unwrap();
+        assert_eq!(
+            m.rewrite(&url).unwrap().as_str(),
+            "https://m.example/v2/library/alpine/manifests/3"
+        );
     }
 }
