@@ -34,11 +34,29 @@ impl fmt::Debug for Mirror {
             .map(|(name, _)| (name.as_str(), Redacted))
             .collect();
         f.debug_struct("Mirror")
-            .field("base", &self.base.as_str())
+            .field("base", &super::display_url(&self.base))
             .field("headers", &headers)
             .field("tls", &self.tls)
             .finish()
     }
+}
+
+/// `url` as written, with anything before an `@` in its authority (a user and password)
+/// replaced by `…`, for error messages.
+fn without_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => authority.to_owned(),
+    };
+    let scheme = if scheme.is_empty() && !url.contains("://") {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    format!("{scheme}{authority}{path}")
 }
 
 /// Stands for a header value in `Debug` output.
@@ -162,9 +180,10 @@ impl Mirror {
         } else {
             format!("https://{url}")
         };
-        let mut base = reqwest::Url::parse(&with_scheme).map_err(|_| Error::BadUrl(url.into()))?;
+        let bad = || Error::BadUrl(without_userinfo(url));
+        let mut base = reqwest::Url::parse(&with_scheme).map_err(|_| bad())?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
-            return Err(Error::BadUrl(url.into()));
+            return Err(bad());
         }
         // containerd's host URLs may end in /v2 (and slashes around it, which containerd's
         // path cleaning drops); requests add /v2 themselves.
@@ -327,12 +346,12 @@ pub fn parse_hosts(text: &str) -> Result<Hosts, HostsError> {
             };
             let header_name =
                 HeaderName::from_bytes(name.as_bytes()).map_err(|_| HostsError::HeaderName {
-                    host: m.base.to_string(),
+                    host: super::display_url(&m.base),
                     name: name.clone(),
                 })?;
             for v in values {
                 let mut v = HeaderValue::from_str(v).map_err(|_| HostsError::HeaderValue {
-                    host: m.base.to_string(),
+                    host: super::display_url(&m.base),
                     name: name.clone(),
                 })?;
                 v.set_sensitive(true);
@@ -465,6 +484,35 @@ ca = ["/etc/certs/hub.pem"]
             );
             assert!(error.to_string().contains(expected), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_user_and_password_in_a_mirror_url_are_not_shown() {
+        let m = Mirror::new("https://user:pw-sekrit@m.example/v2").unwrap();
+        assert_eq!(
+            m.base.password(),
+            Some("pw-sekrit"),
+            "still used for requests"
+        );
+        let shown = format!("{m:?}");
+        assert!(
+            !shown.contains("pw-sekrit") && shown.contains("m.example"),
+            "{shown}"
+        );
+        for url in [
+            "ftp://user:pw-sekrit@m.example/v2",
+            "user:pw-sekrit@m.example:notaport",
+        ] {
+            let shown = Mirror::new(url).unwrap_err().to_string();
+            assert!(!shown.contains("pw-sekrit"), "{shown}");
+            assert!(shown.contains("…@m.example"), "{shown}");
+        }
+        let text = "[host.\"https://u:pw-sekrit@m.example\".header]\n  \"a b\" = \"1\"\n";
+        let shown = parse_hosts(text).unwrap_err().to_string();
+        assert!(
+            !shown.contains("pw-sekrit") && shown.contains("m.example"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -369,13 +369,13 @@ impl Repository {
             let error = match req.send().await {
                 Ok(r) if !r.status().is_server_error() => {
                     if self.client.mirror_backoff.succeeded(&key) {
-                        tracing::info!(mirror = %m.base, registry = %self.registry, "mirror answers again; using it");
+                        tracing::info!(mirror = %display_url(&m.base), registry = %self.registry, "mirror answers again; using it");
                     }
                     if r.status().is_success() {
-                        tracing::debug!(mirror = %m.base, url = %display_url(&mirror_url), "served by mirror");
+                        tracing::debug!(mirror = %display_url(&m.base), url = %display_url(&mirror_url), "served by mirror");
                         return Some(r);
                     }
-                    tracing::debug!(mirror = %m.base, status = %r.status(), "mirror could not serve; trying the next");
+                    tracing::debug!(mirror = %display_url(&m.base), status = %r.status(), "mirror could not serve; trying the next");
                     continue;
                 }
                 Ok(r) => format!("answered {}", r.status()),
@@ -383,20 +383,20 @@ impl Repository {
             };
             match self.client.mirror_backoff.failed(&key, Instant::now()) {
                 backoff::Failed::Paused(pause) => tracing::warn!(
-                    mirror = %m.base,
+                    mirror = %display_url(&m.base),
                     registry = %self.registry,
                     error = %error,
                     "mirror failed; skipping it for {}s",
                     pause.as_secs()
                 ),
                 backoff::Failed::Extended(pause) => tracing::debug!(
-                    mirror = %m.base,
+                    mirror = %display_url(&m.base),
                     error = %error,
                     "mirror failed again; skipping it for {}s",
                     pause.as_secs()
                 ),
                 backoff::Failed::AlreadyPaused => {
-                    tracing::debug!(mirror = %m.base, error = %error, "mirror unreachable");
+                    tracing::debug!(mirror = %display_url(&m.base), error = %error, "mirror unreachable");
                 }
             }
         }
