@@ -18,8 +18,8 @@ use std::path::PathBuf;
 
 use hoist::registry::mirror::{Hosts, Mirror, parse_hosts};
 
-/// A parsed mirror in comparable form, headers sorted: Hoist sends distinct header names in
-/// hash map order, and spellings of one name in different case (`X-A`, `x-a`) merge.
+/// A parsed mirror in comparable form, headers sorted: spellings of one name in different case
+/// (`X-A`, `x-a`) are one header name, which `render` writes as one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
     base: String,

@@ -224,15 +224,16 @@ struct HostsToml {
 
 /// A TOML table's entries in the order the deserializer gives them, which with `toml`'s
 /// `preserve_order` is the order of the document.
-fn in_order<'de, D>(deserializer: D) -> Result<Vec<(String, HostEntry)>, D::Error>
+fn in_order<'de, D, V>(deserializer: D) -> Result<Vec<(String, V)>, D::Error>
 where
     D: serde::Deserializer<'de>,
+    V: serde::Deserialize<'de>,
 {
-    struct Entries;
-    impl<'de> serde::de::Visitor<'de> for Entries {
-        type Value = Vec<(String, HostEntry)>;
+    struct Entries<V>(std::marker::PhantomData<V>);
+    impl<'de, V: serde::Deserialize<'de>> serde::de::Visitor<'de> for Entries<V> {
+        type Value = Vec<(String, V)>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a table of hosts")
+            f.write_str("a table")
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(
             self,
@@ -245,7 +246,7 @@ where
             Ok(out)
         }
     }
-    deserializer.deserialize_map(Entries)
+    deserializer.deserialize_map(Entries(std::marker::PhantomData))
 }
 
 #[derive(serde::Deserialize)]
@@ -254,8 +255,9 @@ struct HostEntry {
     ca: Option<CaField>,
     #[serde(default)]
     skip_verify: bool,
-    #[serde(default)]
-    header: HashMap<String, HeaderField>,
+    /// In document order, so that headers are sent in the order they are written.
+    #[serde(default, deserialize_with = "in_order")]
+    header: Vec<(String, HeaderField)>,
 }
 
 #[derive(serde::Deserialize)]
@@ -429,7 +431,12 @@ ca = ["/etc/certs/hub.pem"]
              Authorization = \"Basic {SECRET}\"\n    x-team = [\"{SECRET}-2\"]\n"
         );
         let hosts = parse_hosts(&text).unwrap();
-        assert_eq!(hosts.mirrors[0].headers.len(), 2);
+        let names: Vec<&str> = hosts.mirrors[0]
+            .headers
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(names, ["authorization", "x-team"], "in file order");
         for shown in [format!("{hosts:?}"), format!("{:#?}", hosts.mirrors)] {
             assert!(!shown.contains(SECRET), "{shown}");
             assert!(
