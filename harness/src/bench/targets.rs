@@ -56,9 +56,16 @@ pub fn check(cases: &[CaseReport]) -> Vec<Check> {
         value,
         1.5,
     ));
+    // `hoist pull` in `fanout` is ten processes with ten stores, its RSS their sum; `hoist-cri`
+    // serves the ten from one process and is the one held to the bound there.
     let peak = cases
         .iter()
-        .flat_map(|c| c.systems.iter())
+        .flat_map(|c| {
+            let fanout = c.name == "fanout";
+            c.systems
+                .iter()
+                .filter(move |s| !(fanout && s.system.starts_with("hoist-pull")))
+        })
         .filter(|s| s.system.starts_with("hoist"))
         .map(|s| s.peak_rss_mib)
         .reduce(f64::max);
@@ -157,7 +164,10 @@ mod tests {
             ),
             case("warm", &[("hoist-cri", 0.04, 10.0)]),
             case("fanout@1", &[("hoist-cri", 1.0, 10.0)]),
-            case("fanout", &[("hoist-cri", 1.6, 10.0)]),
+            case(
+                "fanout",
+                &[("hoist-cri", 1.6, 10.0), ("hoist-pull", 3.0, 470.0)],
+            ),
         ];
         let checks = check(&cases);
         let by_target = |prefix: &str| {
