@@ -212,7 +212,9 @@ fn run_case(
         case.image.layers
     ));
     let written = layout::write(&image, &layout_dir, "bench", &layout::Options::default())?;
-    let repository = format!("{}/bench/{}", registry.addr(), case.name.replace('@', "-"));
+    // Repository names are lowercase: `scale@250MB` is pushed as `bench/scale-250mb`.
+    let path = case.name.replace('@', "-").to_lowercase();
+    let repository = format!("{}/bench/{path}", registry.addr());
     crate::skopeo::push(
         &written,
         &repository,
@@ -228,7 +230,7 @@ fn run_case(
     let host = proxy
         .as_ref()
         .map_or_else(|| registry.addr().to_string(), Proxy::host);
-    let reference = format!("{host}/bench/{}:v1", case.name.replace('@', "-"));
+    let reference = format!("{host}/bench/{path}:v1");
     let systems: Vec<&System> = chosen.iter().filter(|s| s.applies(case.mode)).collect();
     let mut costs: Vec<Vec<Cost>> = vec![Vec::new(); systems.len()];
     for run in 0..options.runs {
