@@ -21,4 +21,4 @@ cargo build --release --locked -p hoist --bin hoist -p hoist-harness --bin hoist
 bin=${CARGO_TARGET_DIR:-target}/release
 "$bin/hoist-bench" run loopback-gzip s3like-gzip s3like-zstd many-layers warm fanout scale \
     --hoist "$bin/hoist" --json "$out/report.json" --markdown "$out/report.md" \
-    --svg "$out/report.svg" "$@"
+    --svg "$out/report.svg" --tmpfs "$@"
