@@ -522,16 +522,16 @@ ca = ["/etc/certs/hub.pem"]
         );
     }
 
+    fn mirror_bases(text: &str) -> Vec<String> {
+        let hosts = parse_hosts(text).unwrap();
+        hosts.mirrors.iter().map(|m| m.base.to_string()).collect()
+    }
+
     #[test]
     fn a_table_header_inside_a_string_is_not_a_table() {
         let text = "note = \"\"\"\n[host.\"https://m.example\"]\n\"\"\"\n\
                     [host.\"https://m.example\"]\n  capabilities = [\"pull\"]\n";
-        let bases: Vec<String> = parse_hosts(text)
-            .unwrap()
-            .mirrors
-            .iter()
-            .map(|m| m.base.to_string())
-            .collect();
+        let bases = mirror_bases(text);
         assert_eq!(bases, ["https://m.example/"]);
     }
 
@@ -540,12 +540,7 @@ ca = ["/etc/certs/hub.pem"]
         let text = "[host.\"https://z.example\"]\n\
                     [host.\"https://m.example\".header]\n  x-a = \"1\"\n\
                     [host.\"https://a.example\"]\n";
-        let bases: Vec<String> = parse_hosts(text)
-            .unwrap()
-            .mirrors
-            .iter()
-            .map(|m| m.base.to_string())
-            .collect();
+        let bases = mirror_bases(text);
         assert_eq!(
             bases,
             [

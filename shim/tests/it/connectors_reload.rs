@@ -89,19 +89,7 @@ async fn start(root: &Path, config: &Path) -> (Serve, Cri) {
         .unwrap();
     let serve = Serve { child, log };
     let socket = root.join("run/cri.sock");
-    let started = Instant::now();
-    let channel = loop {
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("unix://{}", socket.display()))
-                .unwrap();
-        match endpoint.connect().await {
-            Ok(channel) => break channel,
-            Err(e) => {
-                assert!(started.elapsed() < Duration::from_secs(20), "{e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let channel = crate::support::connect_unix(&socket, Duration::from_secs(20)).await;
     (serve, Cri::new(channel))
 }
 

@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hoist::proto::cri::v1 as cri;
 use tonic::transport::Channel;
@@ -92,19 +92,7 @@ impl Serve {
             root: root.to_owned(),
         };
         let socket = root.join("run/cri.sock");
-        let started = Instant::now();
-        let channel = loop {
-            let endpoint =
-                tonic::transport::Endpoint::from_shared(format!("unix://{}", socket.display()))
-                    .unwrap();
-            match endpoint.connect().await {
-                Ok(channel) => break channel,
-                Err(e) => {
-                    assert!(started.elapsed() < Duration::from_secs(20), "{e}");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        };
+        let channel = crate::support::connect_unix(&socket, Duration::from_secs(20)).await;
         (serve, Cri::new(channel))
     }
 

@@ -43,20 +43,7 @@ async fn serves_pulled_layers_as_committed_snapshots() {
             .spawn()
             .unwrap(),
     );
-    let started = Instant::now();
-    let channel = loop {
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("unix://{}", socket.display()))
-                .unwrap();
-        match endpoint.connect().await {
-            Ok(channel) => break channel,
-            Err(e) if started.elapsed() < Duration::from_secs(10) => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("connecting to {}: {e}", socket.display()),
-        }
-    };
+    let channel = crate::support::connect_unix(&socket, Duration::from_secs(10)).await;
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660, "the snapshots socket is 0660");
 

@@ -643,3 +643,27 @@ pub fn options(chunk_size: u64) -> Options {
     o.fetch.retries = 3;
     o
 }
+
+/// A gRPC channel to the unix socket `socket`, retried while the server starts; fails the test
+/// after `within`.
+pub async fn connect_unix(
+    socket: &std::path::Path,
+    within: std::time::Duration,
+) -> tonic::transport::Channel {
+    let started = std::time::Instant::now();
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(format!("unix://{}", socket.display())).unwrap();
+    loop {
+        match endpoint.connect().await {
+            Ok(channel) => return channel,
+            Err(e) => {
+                assert!(
+                    started.elapsed() < within,
+                    "connecting to {}: {e}",
+                    socket.display()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
