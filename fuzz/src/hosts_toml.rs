@@ -79,7 +79,9 @@ pub fn hosts_toml(data: &[u8]) {
     let Some(parsed) = first else {
         return;
     };
-    let expected = model(text);
+    let Some(expected) = model(text) else {
+        return;
+    };
     assert_eq!(parsed.server, expected.server, "the server");
     assert_eq!(
         parsed.server_ca, expected.server_ca,
@@ -106,11 +108,15 @@ pub fn hosts_toml(data: &[u8]) {
     }
 }
 
-/// What `text` should give, from its TOML value.
-fn model(text: &str) -> Parsed {
-    let table: toml::Table = text
-        .parse()
-        .expect("parse_hosts accepted it, so it is TOML");
+/// What `text` should give, from its TOML value; `None` when the model cannot read it.
+fn model(text: &str) -> Option<Parsed> {
+    let table: toml::Table = match text.parse() {
+        Ok(table) => table,
+        // The toml crate's dynamic `Value` takes a table holding this key for a datetime; Hoist
+        // reads hosts.toml into its own types, where it is an ordinary key.
+        Err(_) if text.contains("$__toml_private_datetime") => return None,
+        Err(e) => panic!("parse_hosts accepted it, so it is TOML: {e}"),
+    };
     let hosts = table.get("host").and_then(|h| h.as_table());
     let server = table.get("server").map(|s| {
         let s = s.as_str().expect("server was accepted as a string");
@@ -156,12 +162,12 @@ fn model(text: &str) -> Parsed {
             skip_verify: skip_verify_of(entry),
         });
     }
-    Parsed {
+    Some(Parsed {
         server,
         server_ca: ca_of(&table),
         server_skip_verify: skip_verify_of(&table),
         mirrors,
-    }
+    })
 }
 
 fn ca_of(table: &toml::Table) -> Vec<PathBuf> {

@@ -23,6 +23,14 @@ pub enum Error {
         /// The variable.
         name: String,
     },
+    /// A `FROM` image that expands to nothing, like `${TAG:-}` with `TAG` unset.
+    #[error("Dockerfile line {line}: FROM {image:?} expands to an empty name")]
+    Blank {
+        /// 1-based line.
+        line: usize,
+        /// The image as written.
+        image: String,
+    },
     /// No `FROM` at all.
     #[error("Dockerfile has no FROM line")]
     NoFrom,
@@ -115,8 +123,14 @@ pub fn base_images(text: &str) -> Result<Vec<String>, Error> {
             "FROM" => {
                 seen_from = true;
                 let rest: Vec<&str> = words.filter(|w| !w.starts_with("--")).collect();
-                let image = rest.first().ok_or(Error::EmptyFrom { line })?;
-                let image = expand(image, &args, line)?;
+                let written = rest.first().ok_or(Error::EmptyFrom { line })?;
+                let image = expand(written, &args, line)?;
+                if image.is_empty() {
+                    return Err(Error::Blank {
+                        line,
+                        image: (*written).to_owned(),
+                    });
+                }
                 let is_stage = stages.contains(&image.to_ascii_lowercase());
                 if let [_, r#as, name] = rest.as_slice()
                     && r#as.eq_ignore_ascii_case("as")
@@ -175,6 +189,13 @@ FROM BASE
             base_images("FROM $NOPE/x\n"),
             Err(Error::Unresolved { line: 1, .. })
         ));
+        assert_eq!(
+            base_images("ARG TAG\nFROM ${TAG:-} AS x\n"),
+            Err(Error::Blank {
+                line: 2,
+                image: "${TAG:-}".into()
+            })
+        );
         // An ARG after the first FROM is not visible to later FROM lines' defaults.
         assert!(base_images("FROM a\nARG X=b\nFROM $X\n").is_err());
     }
