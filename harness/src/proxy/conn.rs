@@ -13,9 +13,11 @@ use super::Shared;
 use super::bucket::Bucket;
 use super::fault::Fault;
 use super::http::{self, Body, Head};
+use super::splice;
 
-/// Largest piece written at once; smaller pieces pace more smoothly.
-const PIECE: usize = 16 * 1024;
+/// Largest piece moved at once; smaller pieces pace more smoothly, larger ones cost fewer
+/// wake-ups (at 30 MB/s, 64 KiB is 2 ms).
+const PIECE: usize = 64 * 1024;
 
 /// What to do with the client connection after a response.
 enum Next {
@@ -135,19 +137,16 @@ async fn answer(client: &mut BufReader<TcpStream>, bytes: Vec<u8>) -> std::io::R
     Ok(Next::KeepAlive)
 }
 
-/// Copies the response body, at most `limit` bytes of it, through the buckets.
-async fn shaped_copy<R, W>(
-    from: &mut R,
-    to: &mut W,
+/// Copies the response body, at most `limit` bytes of it, through the buckets: what the
+/// upstream reader has buffered is written from memory, the rest is spliced socket to socket.
+async fn shaped_copy(
+    from: &mut BufReader<TcpStream>,
+    to: &mut TcpStream,
     body: Body,
     limit: Option<u64>,
     shared: &Shared,
     own: &mut Option<Bucket>,
-) -> std::io::Result<()>
-where
-    R: AsyncBufRead + AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+) -> std::io::Result<()> {
     let mut left = match body {
         Body::Length(n) => n,
         Body::UntilClose { .. } => u64::MAX,
@@ -155,29 +154,45 @@ where
     if let Some(limit) = limit {
         left = left.min(limit);
     }
-    let mut buf = vec![0u8; PIECE];
+    let buffered = from.buffer();
+    let n = buffered
+        .len()
+        .min(usize::try_from(left).unwrap_or(usize::MAX));
+    if n > 0 {
+        pace(n, shared, own).await;
+        to.write_all(&buffered[..n]).await?;
+        std::pin::Pin::new(&mut *from).consume(n);
+        shared.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        left -= n as u64;
+    }
+    let pipe = splice::Pipe::new()?;
     while left > 0 {
         let want = PIECE.min(usize::try_from(left).unwrap_or(PIECE));
-        let n = from.read(&mut buf[..want]).await?;
+        let n = pipe.fill(from.get_ref(), want).await?;
         if n == 0 {
             if matches!(body, Body::Length(_)) {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
             break;
         }
-        let mut wait = own.as_mut().map_or(Duration::ZERO, |b| b.draw(n));
-        if let Some(link) = &shared.link {
-            let mut link = link.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            wait = wait.max(link.draw(n));
-        }
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        to.write_all(&buf[..n]).await?;
+        pace(n, shared, own).await;
+        pipe.drain(to, n).await?;
         shared.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
         left -= n as u64;
     }
     Ok(())
+}
+
+/// Draws `n` bytes from the connection's and the link's buckets and waits what they say.
+async fn pace(n: usize, shared: &Shared, own: &mut Option<Bucket>) {
+    let mut wait = own.as_mut().map_or(Duration::ZERO, |b| b.draw(n));
+    if let Some(link) = &shared.link {
+        let mut link = link.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        wait = wait.max(link.draw(n));
+    }
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
 }
 
 /// Forwards exactly `n` request body bytes.

@@ -17,6 +17,7 @@ mod bucket;
 mod conn;
 mod fault;
 mod http;
+mod splice;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
