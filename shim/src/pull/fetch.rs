@@ -1,11 +1,12 @@
-//! Fetch stage: one blob as an ordered stream of byte chunks.
+//! Fetch stage: one blob as an ordered stream of byte pieces.
 //!
 //! A blob larger than one chunk is fetched as concurrent HTTP Range requests, at most
-//! `chunks_in_flight` at a time, and yielded strictly in order, so memory stays at most
-//! `chunks_in_flight × chunk_size` per blob. The first request probes: a `206` means the
-//! registry honours Range and the remaining chunks go to the URL it finally answered from
-//! (blob storage after a redirect, without our `Authorization`); a `200` means Range is
-//! ignored and the blob is streamed in one response, resumed from the last byte on failure.
+//! `chunks_in_flight` at a time, and yielded strictly in order as the bytes arrive, so memory
+//! stays at most `chunks_in_flight × chunk_size` per blob ([`ranged`]). The first request
+//! probes: a `206` means the registry honours Range, and the remaining chunks go to the URL it
+//! finally answered from (blob storage after a redirect, without our `Authorization`); a `200`
+//! means Range is ignored and the blob is streamed in one response, resumed from the last byte
+//! on failure.
 //!
 //! Failed requests are retried with exponential backoff; `429 Retry-After` is honoured. A
 //! registry that sends more bytes than the descriptor declares, or a `Content-Range` that
@@ -14,10 +15,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use http::{StatusCode, header};
 use tokio::sync::Semaphore;
+
+mod ranged;
 
 use crate::digest::Digest;
 use crate::registry::{self, Repository, display_url};
@@ -159,96 +162,7 @@ pub fn fetch(
     if size <= options.chunk_size || options.chunks_in_flight <= 1 {
         return stream_whole(source, digest, size, options, None).boxed();
     }
-    async_stream::try_stream! {
-        let chunks = plan_chunks(size, options.chunk_size);
-        let permit = Arc::clone(&budget).acquire_owned().await.expect("the budget semaphore is never closed");
-        let (first, source) = match fetch_chunk(&source, digest, size, chunks[0], &options, true).await? {
-            Chunk::Bytes(bytes, final_url) => (bytes, Source { url: final_url, ..source }),
-            Chunk::Whole(response) => {
-                drop(permit);
-                let mut rest = stream_whole(source, digest, size, options, Some(response));
-                while let Some(bytes) = rest.next().await {
-                    yield bytes?;
-                }
-                return;
-            }
-        };
-        yield first;
-        drop(permit);
-        let mut rest = futures::stream::iter(chunks.into_iter().skip(1))
-            .map(|range| {
-                let source = source.clone();
-                let options = options.clone();
-                let budget = Arc::clone(&budget);
-                async move {
-                    let permit = budget.acquire_owned().await.expect("the budget semaphore is never closed");
-                    match fetch_chunk(&source, digest, size, range, &options, false).await? {
-                        Chunk::Bytes(bytes, _) => Ok::<_, Error>((bytes, permit)),
-                        Chunk::Whole(_) => unreachable!("later chunks never return Whole"),
-                    }
-                }
-            })
-            .buffered(options.chunks_in_flight);
-        while let Some(result) = rest.next().await {
-            let (bytes, _permit) = result?;
-            yield bytes;
-        }
-    }
-    .boxed()
-}
-
-enum Chunk {
-    /// The chunk's bytes, and the URL that served them.
-    Bytes(Bytes, reqwest::Url),
-    /// The first request was answered `200`: Range is ignored; stream this response.
-    Whole(reqwest::Response),
-}
-
-/// Fetches one inclusive range, with retries.
-async fn fetch_chunk(
-    source: &Source,
-    digest: Digest,
-    size: u64,
-    (start, end): (u64, u64),
-    options: &Options,
-    probe: bool,
-) -> Result<Chunk> {
-    let want = end - start + 1;
-    let mut attempt = 0;
-    let mut source = source.clone();
-    loop {
-        let failure = 'attempt: {
-            let response = match source.get(Some(format!("bytes={start}-{end}"))).await {
-                Ok(r) => r,
-                Err(e) => break 'attempt Failure::Registry(e),
-            };
-            let skip = match response.status() {
-                StatusCode::OK if probe => {
-                    check_length(&response, digest, size)?;
-                    return Ok(Chunk::Whole(response));
-                }
-                StatusCode::PARTIAL_CONTENT => {
-                    check_content_range(&response, digest, size, start, end)?;
-                    0
-                }
-                // Range honoured for the probe, ignored now: take our slice of the whole body.
-                StatusCode::OK => start,
-                _ => break 'attempt status_failure(response).await,
-            };
-            let final_url = response.url().clone();
-            match read_exact(response, digest, skip, want, size).await? {
-                Ok(bytes) => return Ok(Chunk::Bytes(bytes, final_url)),
-                Err(failure) => failure,
-            }
-        };
-        let failure = give_up(failure, digest, want, attempt, options)?;
-        let delay = failure.delay(options, attempt);
-        tracing::debug!(%digest, start, attempt, ?delay, error = %failure, "retrying chunk");
-        tokio::time::sleep(delay).await;
-        // A pre-signed blob URL may have expired: ask the registry again.
-        source.url = source.registry_url.clone();
-        attempt += 1;
-    }
+    ranged::fetch(source, digest, size, options, budget)
 }
 
 /// Streams the whole blob in one response, resuming with `Range: bytes=N-` after failures.
@@ -482,57 +396,6 @@ pub fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
         Some(num(total)?)
     };
     (start <= end && total.is_none_or(|t| end < t)).then_some((start, end, total))
-}
-
-/// Reads `want` bytes after skipping `skip`. More than asked is a lie (the outer error);
-/// less is a short read worth retrying (the inner error).
-async fn read_exact(
-    response: reqwest::Response,
-    digest: Digest,
-    skip: u64,
-    want: u64,
-    size: u64,
-) -> Result<std::result::Result<Bytes, Failure>> {
-    let url = display_url(response.url());
-    let whole = response.status() == StatusCode::OK;
-    let mut buf = BytesMut::with_capacity(want as usize);
-    let mut to_skip = skip;
-    let mut body = response.bytes_stream();
-    while let Some(next) = body.next().await {
-        let mut bytes = match next {
-            Ok(b) => b,
-            Err(e) => {
-                return Ok(Err(Failure::Registry(registry::Error::Transport {
-                    url,
-                    source: e.without_url(),
-                })));
-            }
-        };
-        if to_skip > 0 {
-            let n = to_skip.min(bytes.len() as u64);
-            let _ = bytes.split_to(n as usize);
-            to_skip -= n;
-        }
-        let room = want - buf.len() as u64;
-        if bytes.len() as u64 > room {
-            if whole {
-                // A whole-body answer to a Range request: take our slice, drop the rest.
-                buf.extend_from_slice(&bytes[..room as usize]);
-                return Ok(Ok(buf.freeze()));
-            }
-            return Err(Error::TooLarge {
-                digest,
-                limit: size,
-            });
-        }
-        buf.extend_from_slice(&bytes);
-    }
-    if (buf.len() as u64) < want {
-        return Ok(Err(Failure::Short {
-            got: buf.len() as u64,
-        }));
-    }
-    Ok(Ok(buf.freeze()))
 }
 
 #[cfg(test)]

@@ -36,6 +36,10 @@ use crate::registry::{Client, Credentials, Repository};
 use flight::{Claim, Flights, Ticket, Waiter};
 use plan::{Layer, Plan};
 
+/// Pieces of a blob (as the HTTP client read them, tens of KiB each) queued between its fetch
+/// and its decoder.
+const PIPE_DEPTH: usize = 64;
+
 /// Pull failures. Each names the image; layer failures name the layer's blob.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -626,7 +630,7 @@ impl LayerJob {
             image: image.clone(),
             source,
         })?;
-        let (tx, reader) = pipe::channel(2);
+        let (tx, reader) = pipe::channel(PIPE_DEPTH);
         let layer = self.layer.clone();
         let unpack_options = self.options.unpack.clone();
         let limit = decode::limit(

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod chunks;
 mod cli;
 mod connectors_cli;
 mod connectors_reload;

@@ -195,6 +195,9 @@ struct Shared {
     blob_requests: AtomicUsize,
     storage_authorization: Mutex<Vec<Option<String>>>,
     token_requests: Mutex<Vec<String>>,
+    /// Layer blob requests as they arrive (`bytes=S-E`, or `whole`), and `stall over` when a
+    /// stalled body resumes.
+    events: Arc<Mutex<Vec<String>>>,
     port: AtomicUsize,
 }
 
@@ -213,6 +216,7 @@ impl FaultyRegistry {
             blob_requests: AtomicUsize::new(0),
             storage_authorization: Mutex::new(Vec::new()),
             token_requests: Mutex::new(Vec::new()),
+            events: Arc::default(),
             port: AtomicUsize::new(0),
         });
         let app = axum::Router::new()
@@ -248,6 +252,11 @@ impl FaultyRegistry {
 
     pub fn storage_authorization(&self) -> Vec<Option<String>> {
         self.shared.storage_authorization.lock().unwrap().clone()
+    }
+
+    /// Layer blob requests (`bytes=S-E` or `whole`) and `stall over`, in the order they happened.
+    pub fn events(&self) -> Vec<String> {
+        self.shared.events.lock().unwrap().clone()
     }
 
     /// The query strings the token endpoint was asked with.
@@ -386,6 +395,12 @@ async fn blob(
         return Response::new(Body::from(bytes));
     }
     let n = shared.blob_requests.fetch_add(1, Ordering::SeqCst);
+    let asked = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("whole")
+        .to_owned();
+    shared.events.lock().unwrap().push(asked);
     let f = &shared.faults;
     if n < f.server_errors {
         return Response::builder()
@@ -492,13 +507,13 @@ fn serve_blob(
         && cut < len
     {
         let head = body[..cut].to_vec();
-        let stream = futures::stream::iter(vec![
-            Ok(axum::body::Bytes::from(head)),
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "reset",
-            )),
-        ]);
+        // The pause lets the server send the head before the reset, as a dropped connection
+        // would: an error returned at once would discard what is still in its write buffer.
+        let stream = async_stream::stream! {
+            yield Ok(axum::body::Bytes::from(head));
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            yield Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+        };
         return builder
             .header(header::CONTENT_LENGTH, len)
             .body(Body::from_stream(stream))
@@ -509,9 +524,11 @@ fn serve_blob(
     {
         let (head, tail) = body.split_at(len / 2);
         let (head, tail) = (head.to_vec(), tail.to_vec());
+        let events = Arc::clone(&shared.events);
         let stream = async_stream::stream! {
             yield Ok::<_, std::io::Error>(axum::body::Bytes::from(head));
             tokio::time::sleep(pause).await;
+            events.lock().unwrap().push("stall over".to_owned());
             yield Ok(axum::body::Bytes::from(tail));
         };
         return builder
