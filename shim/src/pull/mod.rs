@@ -36,9 +36,10 @@ use crate::registry::{Client, Credentials, Repository};
 use flight::{Claim, Flights, Ticket, Waiter};
 use plan::{Layer, Plan};
 
-/// Pieces of a blob (as the HTTP client read them, tens of KiB each) queued between its fetch
-/// and its decoder.
-const PIPE_DEPTH: usize = 64;
+/// Pieces of a blob (as the HTTP client read them, up to ~400 KiB each) queued between its
+/// fetch and its decoder. The chunks in flight already buffer the network side; a deeper pipe
+/// only adds memory (at 64, a loopback pull's peak RSS rose by 57 MiB).
+const PIPE_DEPTH: usize = 8;
 
 /// Pull failures. Each names the image; layer failures name the layer's blob.
 #[derive(Debug, thiserror::Error)]
