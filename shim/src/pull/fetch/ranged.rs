@@ -94,6 +94,8 @@ pub(super) fn fetch(
                         Err(Error::Truncated { digest, expected: head.expected, got: head.received, attempts: 1 })?;
                     }
                     window.pop_front();
+                    // Forget finished tasks; a panic already showed as a short chunk.
+                    while tasks.try_join_next().is_some() {}
                 }
             }
         }
