@@ -143,7 +143,9 @@ impl Chunk {
     }
 
     /// Fetches `start..=end` into `tx`, retrying and resuming; as the probe, says through
-    /// `answered` what the first status meant.
+    /// `answered` what the first status meant. A chunk has `retries` retries in all, progress
+    /// or not, so a registry that cuts every answer short fails the pull instead of serving it
+    /// a few bytes per request.
     async fn run(
         mut self,
         (start, end): (u64, u64),
@@ -160,7 +162,6 @@ impl Chunk {
         let mut attempt = 0;
         loop {
             let from = start + got;
-            let progress = got;
             let failure = 'attempt: {
                 let range = format!("bytes={from}-{end}");
                 let response = match self.source.get(Some(range)).await {
@@ -228,9 +229,6 @@ impl Chunk {
                 }
                 Failure::Short { got }
             };
-            if got > progress {
-                attempt = 0;
-            }
             let failure = give_up(failure, digest, want, attempt, &self.options)?;
             let delay = failure.delay(&self.options, attempt);
             tracing::debug!(%digest, from = start + got, attempt, ?delay, error = %failure, "retrying chunk");
