@@ -186,7 +186,7 @@ fn stream_whole(
                         Err(e) => break 'attempt Failure::Registry(e),
                     },
                 };
-                let mut skip = match response.status() {
+                let skip = match response.status() {
                     StatusCode::OK => {
                         check_length(&response, digest, size)?;
                         offset
@@ -197,29 +197,18 @@ fn stream_whole(
                     }
                     _ => break 'attempt status_failure(response).await,
                 };
-                let url = display_url(response.url());
-                let mut body = response.bytes_stream();
+                let mut body = std::pin::pin!(body_after(response, skip));
                 while let Some(next) = body.next().await {
-                    let mut bytes = match next {
+                    let bytes = match next {
                         Ok(b) => b,
-                        Err(e) => break 'attempt Failure::Registry(registry::Error::Transport {
-                            url,
-                            source: e.without_url(),
-                        }),
+                        Err(failure) => break 'attempt failure,
                     };
-                    if skip > 0 {
-                        let n = skip.min(bytes.len() as u64);
-                        let _ = bytes.split_to(n as usize);
-                        skip -= n;
-                    }
                     if offset + bytes.len() as u64 > size {
                         Err(Error::TooLarge { digest, limit: size })?;
                     }
                     offset += bytes.len() as u64;
-                    if !bytes.is_empty() {
-                        attempt = 0;
-                        yield bytes;
-                    }
+                    attempt = 0;
+                    yield bytes;
                 }
                 if offset == size {
                     return;
@@ -234,6 +223,30 @@ fn stream_whole(
         }
     }
     .boxed()
+}
+
+/// The body of `response` without its first `skip` bytes and without empty pieces; a transport
+/// error is the [`Failure`] another attempt may fix.
+fn body_after(
+    response: reqwest::Response,
+    mut skip: u64,
+) -> impl futures::Stream<Item = std::result::Result<Bytes, Failure>> {
+    let url = display_url(response.url());
+    response.bytes_stream().filter_map(move |next| {
+        let piece = match next {
+            Err(e) => Some(Err(Failure::Registry(registry::Error::Transport {
+                url: url.clone(),
+                source: e.without_url(),
+            }))),
+            Ok(mut bytes) => {
+                let n = skip.min(bytes.len() as u64);
+                let _ = bytes.split_to(n as usize);
+                skip -= n;
+                (!bytes.is_empty()).then_some(Ok(bytes))
+            }
+        };
+        std::future::ready(piece)
+    })
 }
 
 /// Why one attempt failed in a way that another attempt may fix.

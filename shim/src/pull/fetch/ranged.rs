@@ -22,11 +22,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::{
-    Error, Failure, Options, Result, Source, check_content_range, check_length, give_up,
-    plan_chunks, status_failure, stream_whole,
+    Error, Failure, Options, Result, Source, body_after, check_content_range, check_length,
+    give_up, plan_chunks, status_failure, stream_whole,
 };
 use crate::digest::Digest;
-use crate::registry::{self, display_url};
 
 /// What the probe learnt from the first status it got.
 enum Answer {
@@ -168,7 +167,7 @@ impl Chunk {
                     Ok(r) => r,
                     Err(e) => break 'attempt Failure::Registry(e),
                 };
-                let mut skip = match response.status() {
+                let skip = match response.status() {
                     StatusCode::OK if answered.is_some() => {
                         check_length(&response, digest, size)?;
                         if let Some(answered) = answered.take() {
@@ -188,23 +187,12 @@ impl Chunk {
                     let _ = answered.send(Answer::Partial(response.url().clone()));
                 }
                 let whole = response.status() == StatusCode::OK;
-                let url = display_url(response.url());
-                let mut body = response.bytes_stream();
+                let mut body = std::pin::pin!(body_after(response, skip));
                 while let Some(next) = body.next().await {
                     let mut bytes = match next {
                         Ok(b) => b,
-                        Err(e) => {
-                            break 'attempt Failure::Registry(registry::Error::Transport {
-                                url,
-                                source: e.without_url(),
-                            });
-                        }
+                        Err(failure) => break 'attempt failure,
                     };
-                    if skip > 0 {
-                        let n = skip.min(bytes.len() as u64);
-                        let _ = bytes.split_to(n as usize);
-                        skip -= n;
-                    }
                     let room = want - got;
                     if bytes.len() as u64 > room {
                         if !whole {
@@ -215,9 +203,6 @@ impl Chunk {
                         }
                         // A whole-body answer to a Range request: take our slice, drop the rest.
                         bytes.truncate(room as usize);
-                    }
-                    if bytes.is_empty() {
-                        continue;
                     }
                     got += bytes.len() as u64;
                     if tx.send(Ok(bytes)).is_err() {
