@@ -51,8 +51,14 @@ pub(super) fn fetch(
         let (answered, answer) = oneshot::channel();
         let mut window = VecDeque::new();
         window.push_back(chunk.spawn(&mut tasks, chunks[0], Some(answered)));
+        // Without a status worth acting on, the probe failed: its error is in its channel, and
+        // no other chunk is asked for.
+        let mut next = chunks.len();
         let source = match answer.await {
-            Ok(Answer::Partial(url)) => Source { url, ..source },
+            Ok(Answer::Partial(url)) => {
+                next = 1;
+                Source { url, ..source }
+            }
             Ok(Answer::Whole(response)) => {
                 tasks.abort_all();
                 let mut whole = stream_whole(source, digest, size, options, Some(response));
@@ -61,20 +67,9 @@ pub(super) fn fetch(
                 }
                 return;
             }
-            // The probe failed before any status worth acting on: its error is in its
-            // channel, and no other chunk is asked for.
-            Err(_) => {
-                let failed = window.pop_front().expect("the probe's channel");
-                let mut rx = failed.rx;
-                while let Some(bytes) = rx.recv().await {
-                    bytes?;
-                }
-                Err(Error::Truncated { digest, expected: failed.expected, got: 0, attempts: 1 })?;
-                return;
-            }
+            Err(_) => source,
         };
         let chunk = Chunk { source, ..chunk };
-        let mut next = 1;
         while !window.is_empty() {
             while next < chunks.len() && window.len() < options.chunks_in_flight {
                 window.push_back(chunk.spawn(&mut tasks, chunks[next], None));
