@@ -3,8 +3,7 @@
 #
 # Sourced by scripts/test.sh, scripts/demo.sh and scripts/bench.sh. It owns:
 #   hoist_install_deps             install containerd, docker-registry, skopeo, runc (and curl,
-#                                  htpasswd, and nasm with autotools to build ISA-L) with apt-get,
-#                                  only when one of their commands is missing
+#                                  htpasswd) with apt-get, only when one of their commands is missing
 #   hoist_start_registry DIR [U:P] Debian's docker-registry (CNCF distribution) on 127.0.0.1, a free
 #                                  port, storage and config in DIR; exports HOIST_TEST_REGISTRY, or with
 #                                  basic auth U:P, HOIST_TEST_AUTH_REGISTRY and HOIST_TEST_AUTH_REGISTRY_CREDS
@@ -52,7 +51,7 @@ hoist_install_deps() {
     local pair cmd pkg missing=()
     for pair in containerd:containerd ctr:containerd containerd-shim-runc-v2:containerd \
         docker-registry:docker-registry skopeo:skopeo runc:runc curl:curl htpasswd:apache2-utils \
-        openssl:openssl nasm:nasm autoreconf:autoconf aclocal:automake libtoolize:libtool make:make; do
+        openssl:openssl; do
         cmd=${pair%%:*}
         pkg=${pair#*:}
         if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x /usr/sbin/$cmd ]]; then

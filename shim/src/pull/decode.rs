@@ -10,9 +10,6 @@ use std::io::{self, BufRead, Read};
 use crate::digest::{Digest, Hasher};
 use crate::manifest::Compression;
 
-#[cfg(feature = "isal")]
-mod gunzip;
-
 /// Verification and decompression failures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -220,9 +217,6 @@ pub fn decompressor<'a>(
 ) -> Result<Box<dyn Read + Send + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(source),
-        #[cfg(feature = "isal")]
-        Compression::Gzip => Box::new(gunzip::Gunzip::new(source)),
-        #[cfg(not(feature = "isal"))]
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(source)),
         Compression::Zstd => Box::new(
             zstd::stream::read::Decoder::with_buffer(source)
