@@ -159,10 +159,10 @@ pub struct PullConfig {
     pub platform: Option<String>,
     /// Bytes per HTTP Range request. Default: 4194304 (4 MiB).
     pub chunk_size: u64,
-    /// Range requests in flight for one layer. Default: 4.
+    /// Chunks of one layer that exist at once, requested or arrived but not yet decoded;
+    /// times `chunk_size`, this bounds a layer's buffer memory. Default: 8.
     pub chunks_in_flight: usize,
-    /// Range requests in flight across one image; times `chunk_size`, this bounds a pull's
-    /// buffer memory. Default: 8.
+    /// Range requests in flight across one image. Default: 16.
     pub chunks_per_image: usize,
     /// Layers fetched and unpacked at once for one image. Default: 3.
     pub layers_in_parallel: usize,

@@ -91,7 +91,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Options {
     /// Bytes per Range request. Default: 4 MiB.
     pub chunk_size: u64,
-    /// Range requests in flight for one blob. Default: 4.
+    /// Chunks of one blob that exist at once, requested or arrived but not yet read; times
+    /// `chunk_size`, this bounds the blob's buffer memory. Default: 8.
     pub chunks_in_flight: usize,
     /// Attempts after the first for one request. Default: 5.
     pub retries: u32,

@@ -140,8 +140,8 @@ pub struct Options {
     /// Layers fetched and unpacked at once by all the pulls of one [`Puller`]: the node-wide
     /// limit of `hoist serve`. Default: 6.
     pub layers_per_node: usize,
-    /// Range requests in flight across all layers of one image; with the chunk size this
-    /// bounds a pull's memory. Default: 8.
+    /// Range requests in flight across all layers of one image. Default: 16. (Memory is
+    /// bounded per layer, by [`fetch::Options::chunks_in_flight`] chunks.)
     pub chunks_per_image: usize,
     /// Largest uncompressed layer accepted, in bytes (decompression bombs). Default: none.
     pub max_layer_size: Option<u64>,
