@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use hoist::registry::Credentials;
 
-use crate::support::{Comp, Faults, FaultyRegistry, Node, image, noise, options, tar_of};
+use crate::support::{
+    Comp, Faults, FaultyRegistry, Node, STALL_OVER, image, noise, options, tar_of,
+};
 
 /// One uncompressed layer of a little over 300 KB: five 64 KiB chunks.
 async fn pull_one_layer(faults: Faults) -> FaultyRegistry {
@@ -31,7 +33,7 @@ async fn later_chunks_start_while_the_probe_body_arrives() {
     })
     .await;
     let events = registry.events();
-    let stall_over = events.iter().position(|e| e == "stall over");
+    let stall_over = events.iter().position(|e| e == STALL_OVER);
     let before = &events[..stall_over.expect("the probe's body stalled")];
     // The probe and the three chunks its window of four allows were all asked for while the
     // probe's body was stalled; the fifth waits for the probe to be read.

@@ -192,12 +192,11 @@ pub struct Faults {
 struct Shared {
     image: Image,
     faults: Faults,
-    blob_requests: AtomicUsize,
     storage_authorization: Mutex<Vec<Option<String>>>,
     token_requests: Mutex<Vec<String>>,
-    /// Layer blob requests as they arrive (`bytes=S-E`, or `whole`), and `stall over` when a
-    /// stalled body resumes.
-    events: Arc<Mutex<Vec<String>>>,
+    /// Layer blob requests as they arrive (`bytes=S-E`, or `whole`), and [`STALL_OVER`] when a
+    /// stalled body resumes: the count of requests is read from it.
+    events: Mutex<Vec<String>>,
     port: AtomicUsize,
 }
 
@@ -213,10 +212,9 @@ impl FaultyRegistry {
         let shared = Arc::new(Shared {
             image,
             faults,
-            blob_requests: AtomicUsize::new(0),
             storage_authorization: Mutex::new(Vec::new()),
             token_requests: Mutex::new(Vec::new()),
-            events: Arc::default(),
+            events: Mutex::default(),
             port: AtomicUsize::new(0),
         });
         let app = axum::Router::new()
@@ -247,7 +245,7 @@ impl FaultyRegistry {
     }
 
     pub fn blob_requests(&self) -> usize {
-        self.shared.blob_requests.load(Ordering::SeqCst)
+        requests(&self.shared.events.lock().unwrap())
     }
 
     pub fn storage_authorization(&self) -> Vec<Option<String>> {
@@ -394,13 +392,16 @@ async fn blob(
     if digest == shared.image.config_digest {
         return Response::new(Body::from(bytes));
     }
-    let n = shared.blob_requests.fetch_add(1, Ordering::SeqCst);
     let asked = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("whole")
         .to_owned();
-    shared.events.lock().unwrap().push(asked);
+    let n = {
+        let mut events = shared.events.lock().unwrap();
+        events.push(asked);
+        requests(&events) - 1
+    };
     let f = &shared.faults;
     if n < f.server_errors {
         return Response::builder()
@@ -459,8 +460,16 @@ async fn storage(
     serve_blob(&shared, &headers, bytes, usize::MAX)
 }
 
+/// What [`Shared::events`] records when a stalled body resumes.
+pub const STALL_OVER: &str = "stall over";
+
+/// How many layer blob requests `events` records.
+fn requests(events: &[String]) -> usize {
+    events.iter().filter(|e| *e != STALL_OVER).count()
+}
+
 fn serve_blob(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     headers: &HeaderMap,
     mut bytes: Vec<u8>,
     n: usize,
@@ -524,11 +533,11 @@ fn serve_blob(
     {
         let (head, tail) = body.split_at(len / 2);
         let (head, tail) = (head.to_vec(), tail.to_vec());
-        let events = Arc::clone(&shared.events);
+        let shared = Arc::clone(shared);
         let stream = async_stream::stream! {
             yield Ok::<_, std::io::Error>(axum::body::Bytes::from(head));
             tokio::time::sleep(pause).await;
-            events.lock().unwrap().push("stall over".to_owned());
+            shared.events.lock().unwrap().push(STALL_OVER.to_owned());
             yield Ok(axum::body::Bytes::from(tail));
         };
         return builder
