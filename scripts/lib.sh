@@ -483,3 +483,17 @@ hoist_cleanup_on_exit() {
     trap 'exit 143' TERM
     trap 'exit 129' HUP
 }
+
+# hoist_install_grpcio: a Python venv (HOIST_VENV, default /var/cache/hoist/venv) with grpcio from
+# PyPI, a real gRPC client of grpc-core's kind, for the tests of what clients send as HTTP/2
+# :authority; exports HOIST_TEST_PYTHON, its interpreter. Created once, reused afterwards.
+hoist_install_grpcio() {
+    local venv=${HOIST_VENV:-/var/cache/hoist/venv}
+    if ! "$venv/bin/python" -c 'import grpc' >/dev/null 2>&1; then
+        hoist_log "installing grpcio in a venv at $venv"
+        mkdir -p "$(dirname "$venv")" || return 1
+        python3 -m venv "$venv" || return 1
+        "$venv/bin/pip" install -q 'grpcio>=1.57,<2' || return 1
+    fi
+    export HOIST_TEST_PYTHON=$venv/bin/python
+}

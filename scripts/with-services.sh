@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # with-services.sh: run a command beside the real parts the harness's integration tests need.
 #
-# Starts (through scripts/lib.sh) a plain-HTTP registry, a registry with basic auth, moto as
+# Installs grpcio in a venv (HOIST_TEST_PYTHON) and starts (through scripts/lib.sh) a plain-HTTP
+# registry, a registry with basic auth, moto as
 # ECR and STS with a registry standing in for ECR's, and a containerd of its own, exports
 # HOIST_TEST_* for them, runs the command, and stops everything on exit or interrupt. For
 # development:
@@ -22,6 +23,7 @@ if (($# == 0)); then
 fi
 
 hoist_install_deps
+hoist_install_grpcio
 if [[ -n ${HOIST_SERVICES_DIR:-} ]]; then
     services_dir=$HOIST_SERVICES_DIR
     mkdir -p "$services_dir"

@@ -1,5 +1,5 @@
 //! Replays every checked-in fuzz corpus file through the same checks the fuzz targets run
-//! (`fuzz/src/checks.rs` and `fuzz/src/hosts_toml.rs` are compiled into this test too), so an
+//! (`fuzz/src/checks.rs`, `hosts_toml.rs` and `http2.rs` are compiled into this test too), so an
 //! input that once broke an invariant keeps being checked on the stable toolchain.
 
 use std::path::{Path, PathBuf};
@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 mod checks;
 #[path = "../../../fuzz/src/hosts_toml.rs"]
 mod hosts_toml;
+#[path = "../../../fuzz/src/http2.rs"]
+mod http2;
 
 type Check = fn(&[u8]);
 
@@ -25,6 +27,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("dockerfile", checks::dockerfile),
     ("gitpod", checks::gitpod),
     ("hosts_toml", hosts_toml::hosts_toml),
+    ("http2_authority", http2::http2_authority),
 ];
 
 fn fuzz_dir() -> PathBuf {

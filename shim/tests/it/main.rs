@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod authority;
 mod chunks;
 mod cli;
 mod connectors_cli;

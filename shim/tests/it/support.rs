@@ -693,3 +693,22 @@ pub async fn connect_unix(
         }
     }
 }
+
+/// The value of the environment variable `name` that `scripts/with-services.sh` sets, or `None`:
+/// then `test` skips, or fails with `HOIST_TEST_REQUIRE_SERVICES=1`.
+#[allow(clippy::print_stderr)] // a skipped test says so
+pub fn required_env(name: &str, test: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            assert!(
+                std::env::var("HOIST_TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "{test}: {name} is not set (run through scripts/with-services.sh)"
+            );
+            eprintln!(
+                "skipping {test}: {name} is not set (HOIST_TEST_REQUIRE_SERVICES=1 makes this a failure)"
+            );
+            None
+        }
+    }
+}

@@ -11,6 +11,7 @@
 //! the bare tonic service for a caller that runs its own server. The tonic glue lives in
 //! private `wrap.rs` and `convert.rs`; the store knows nothing of gRPC.
 
+pub mod authority;
 mod convert;
 mod wrap;
 
@@ -95,7 +96,8 @@ pub async fn serve(
 /// Serves `router` on a unix socket at `socket` (see [`bind`]) until `shutdown` completes and
 /// open requests finish (at most [`SHUTDOWN_GRACE`]: containerd and kubelet keep their
 /// connections open); then removes the socket file. Every gRPC socket of `hoist serve` is
-/// served this way.
+/// served this way, each connection through [`authority::Stream`] so that clients that send
+/// the socket's path as `:authority` are served too.
 pub async fn serve_router(
     router: tonic::transport::server::Router,
     socket: &Path,
@@ -103,7 +105,10 @@ pub async fn serve_router(
 ) -> Result<()> {
     let listener = bind(socket)?;
     let incoming = futures::stream::unfold(listener, |listener| async move {
-        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        let accepted = listener
+            .accept()
+            .await
+            .map(|(stream, _)| authority::Stream::new(stream));
         Some((accepted, listener))
     });
     let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
