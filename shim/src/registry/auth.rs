@@ -170,13 +170,24 @@ pub(crate) struct TokenResponse {
 }
 
 impl TokenResponse {
-    /// The token and how long it is good for (the spec's default is 60 s).
+    /// The token and how long it is good for: the spec's default of 60 s when the answer gives
+    /// none, and never more than [`MAX_TOKEN_LIFETIME`], whatever number the answer holds.
     pub(crate) fn into_token(self) -> Option<(Secret, Duration)> {
         let token = self.access_token.or(self.token).filter(|t| !t.is_empty())?;
         let lifetime = Duration::from_secs(self.expires_in.unwrap_or(60).max(1));
-        Some((Secret::new(token), lifetime))
+        Some((Secret::new(token), lifetime.min(MAX_TOKEN_LIFETIME)))
     }
 }
+
+/// The longest a token is reused. Registries issue tokens for minutes (Docker Hub 300 s, ECR's
+/// token service 12 h); a longer `expires_in` is a registry's mistake or a hostile number.
+pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The most tokens held at once; past it, expired tokens go first, then those expiring soonest.
+const MAX_CACHED_TOKENS: usize = 1024;
+
+/// How long before its expiry a token is no longer handed out.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 
 /// Bearer tokens by (registry, scope), reused until shortly before expiry.
 #[derive(Debug, Default)]
@@ -185,31 +196,106 @@ pub(crate) struct TokenCache {
 }
 
 impl TokenCache {
+    /// The map. Every change to it is one insert or retain, so a panic elsewhere while the lock
+    /// was held cannot leave it half-changed: a poisoned lock is taken over, never propagated
+    /// to every later pull.
+    fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Secret, Instant)>> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// A cached token still good for at least a few seconds.
     pub(crate) fn get(&self, registry: &str, scope: &str) -> Option<Secret> {
-        let tokens = self
-            .tokens
-            .lock()
-            .expect("token cache lock is never poisoned: no panics inside");
+        let tokens = self.tokens();
         let (token, expires) = tokens.get(&(registry.to_owned(), scope.to_owned()))?;
-        (Instant::now() + Duration::from_secs(5) < *expires).then(|| token.clone())
+        let good_until = expires.checked_sub(EXPIRY_MARGIN)?;
+        (Instant::now() < good_until).then(|| token.clone())
     }
 
     pub(crate) fn put(&self, registry: &str, scope: &str, token: Secret, lifetime: Duration) {
-        let mut tokens = self
-            .tokens
-            .lock()
-            .expect("token cache lock is never poisoned: no panics inside");
-        tokens.insert(
-            (registry.to_owned(), scope.to_owned()),
-            (token, Instant::now() + lifetime),
-        );
+        let now = Instant::now();
+        let Some(expires) = now.checked_add(lifetime.min(MAX_TOKEN_LIFETIME)) else {
+            return;
+        };
+        let mut tokens = self.tokens();
+        tokens.retain(|_, (_, expires)| *expires > now);
+        while tokens.len() >= MAX_CACHED_TOKENS {
+            let Some(soonest) = tokens
+                .iter()
+                .min_by_key(|(_, (_, expires))| *expires)
+                .map(|(key, _)| key.clone())
+            else {
+                break;
+            };
+            tokens.remove(&soonest);
+        }
+        tokens.insert((registry.to_owned(), scope.to_owned()), (token, expires));
+    }
+
+    /// How many tokens are held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.tokens().len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_expires_in_is_capped_and_cached_without_overflow() {
+        let answer: TokenResponse =
+            serde_json::from_str(r#"{"token":"t","expires_in":18446744073709551615}"#).unwrap();
+        let (token, lifetime) = answer.into_token().unwrap();
+        assert_eq!(lifetime, MAX_TOKEN_LIFETIME);
+        let cache = TokenCache::default();
+        cache.put("r", "s", token.clone(), lifetime);
+        assert!(cache.get("r", "s").is_some());
+        // Even a caller that does not cap the lifetime cannot overflow the clock.
+        cache.put("r", "s2", token, Duration::MAX);
+        assert!(cache.get("r", "s2").is_some());
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_drops_expired_tokens() {
+        let cache = TokenCache::default();
+        cache.put("r", "gone", Secret::new("t"), Duration::ZERO);
+        for i in 0..MAX_CACHED_TOKENS + 10 {
+            cache.put(
+                "r",
+                &format!("s{i}"),
+                Secret::new("t"),
+                Duration::from_secs(60 + i as u64),
+            );
+        }
+        assert_eq!(cache.len(), MAX_CACHED_TOKENS);
+        assert!(cache.get("r", "gone").is_none());
+        assert!(
+            cache.get("r", "s0").is_none(),
+            "the soonest to expire went first"
+        );
+        assert!(
+            cache
+                .get("r", &format!("s{}", MAX_CACHED_TOKENS + 9))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_poisoned_lock_does_not_take_the_cache_down() {
+        let cache = std::sync::Arc::new(TokenCache::default());
+        let poisoner = std::sync::Arc::clone(&cache);
+        let _ = std::thread::spawn(move || {
+            let _guard = poisoner.tokens.lock().unwrap();
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(cache.tokens.is_poisoned());
+        cache.put("r", "s", Secret::new("t"), Duration::from_secs(60));
+        assert!(cache.get("r", "s").is_some());
+    }
 
     #[test]
     fn parses_challenges() {
