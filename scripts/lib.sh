@@ -313,12 +313,13 @@ hoist_install_containerd2() {
         return 1
     fi
     # The mirror of this release's own Debian source (`Release:` is the suite as the sources
-    # name it, so bookworm-security and bookworm-updates do not match).
+    # name it, so bookworm-security and bookworm-updates do not match; --no-release-info reads
+    # only the sources, so it works before any apt-get update).
     local codename mirror
     codename=$(. /etc/os-release && echo "${VERSION_CODENAME-}")
     # shellcheck disable=SC2016 # $(REPO_URI) is apt's format field
-    mirror=$(apt-get indextargets --format '$(REPO_URI)' 'Created-By: Packages' "Release: $codename" \
-        2>/dev/null | head -n 1)
+    mirror=$(apt-get indextargets --no-release-info --format '$(REPO_URI)' 'Created-By: Packages' \
+        "Release: $codename" 2>/dev/null | head -n 1)
     if [[ -z $codename || -z $mirror ]]; then
         hoist_log "no Debian source for '${codename:-?}' in apt's sources: cannot fetch containerd $want"
         return 1
@@ -337,25 +338,30 @@ hoist_install_containerd2() {
         (cd "$work/deb" && "${apt[@]}" download "containerd=$HOIST_CONTAINERD2_PACKAGE") \
             >>"$work/apt.log" 2>&1 || rc=$?
     fi
+    # Unpacked beside its final place, then renamed: a concurrent run finds nothing or all of it.
+    local new=""
     if ((rc == 0)); then
-        rm -rf "$dir.new" && mkdir -p "$dir.new" &&
-            dpkg -x "$work"/deb/containerd_*.deb "$dir.new" || rc=$?
+        mkdir -p "${dir%/*}" && new=$(mktemp -d "$dir.new.XXXXXX") &&
+            dpkg -x "$work"/deb/containerd_*.deb "$new" || rc=$?
     fi
     if ((rc != 0)); then
         hoist_log "fetching containerd $HOIST_CONTAINERD2_PACKAGE failed; apt's output:"
         tail -n 20 "$work/apt.log" >&2
-        rm -rf "$work" "$dir.new"
+        rm -rf "$work" ${new:+"$new"}
         return 1
     fi
-    rm -rf "$work"
     local got
-    got=$(_hoist_containerd_version "$dir.new/usr/bin/containerd")
+    rm -rf "$work"
+    got=$(_hoist_containerd_version "$new/usr/bin/containerd")
     if [[ $got != "$want" ]]; then
         hoist_log "the unpacked containerd says version '${got:-none}', not $want"
-        rm -rf "$dir.new"
+        rm -rf "$new"
         return 1
     fi
-    rm -rf "$dir" && mv "$dir.new" "$dir" || return 1
+    rm -rf "$dir" && mv -T "$new" "$dir" || {
+        rm -rf "$new"
+        return 1
+    }
     hoist_log "containerd $got in $dir/usr/bin"
 }
 
