@@ -512,7 +512,9 @@ hoist_start_containerd() {
     fi
     if ((major == 2)); then
         hoist_install_containerd2 || return 1
-        export PATH=$HOIST_CONTAINERD2_DIR/usr/bin:$PATH
+        if [[ $PATH != "$HOIST_CONTAINERD2_DIR/usr/bin:"* ]]; then
+            export PATH=$HOIST_CONTAINERD2_DIR/usr/bin:$PATH
+        fi
     fi
     local version
     version=$(_hoist_containerd_version "$(command -v containerd)")
