@@ -67,8 +67,8 @@ impl Served {
         )
         .unwrap();
         assert_eq!(
-            node_config::cri_snapshotter(&config),
-            "hoist",
+            node_config::cri_snapshotter(&config).as_deref(),
+            Some("hoist"),
             "containerd's CRI would not use Hoist's snapshots"
         );
         let log = dir.join("containerd.log");

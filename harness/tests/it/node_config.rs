@@ -110,8 +110,9 @@ pub fn config(test: Test<'_>, major: u32) -> String {
 }
 
 /// The snapshotter containerd's CRI uses with the config file `config`, as the `containerd`
-/// first on PATH reads it (`config dump`, after migrating an older config version).
-pub fn cri_snapshotter(config: &Path) -> String {
+/// first on PATH reads it (`config dump`, after migrating an older config version); `None`
+/// when the dump has no CRI snapshotter (1.x leaves a disabled CRI plugin's config out).
+pub fn cri_snapshotter(config: &Path) -> Option<String> {
     let out = Command::new("containerd")
         .arg("--config")
         .arg(config)
@@ -128,10 +129,10 @@ pub fn cri_snapshotter(config: &Path) -> String {
             && (table == "[plugins.io.containerd.grpc.v1.cri.containerd]"
                 || table == "[plugins.io.containerd.cri.v1.images]")
         {
-            return value.replace(['"', '\''], "");
+            return Some(value.replace(['"', '\''], ""));
         }
     }
-    panic!("no CRI snapshotter in containerd config dump:\n{dump}")
+    None
 }
 
 #[test]
