@@ -7,11 +7,22 @@
 #   hoist_start_registry DIR [U:P] Debian's docker-registry (CNCF distribution) on 127.0.0.1, a free
 #                                  port, storage and config in DIR; exports HOIST_TEST_REGISTRY, or with
 #                                  basic auth U:P, HOIST_TEST_AUTH_REGISTRY and HOIST_TEST_AUTH_REGISTRY_CREDS
-#   hoist_start_containerd DIR     Debian's containerd with root, state, socket and config under DIR;
-#                                  exports HOIST_TEST_CONTAINERD_SOCKET, HOIST_TEST_CONTAINERD_ROOT and
-#                                  HOIST_TEST_CONTAINERD_CRI (1 when the CRI plugin loaded, 0 when disabled);
-#                                  its config names Hoist's proxy snapshotter `hoist` on
-#                                  HOIST_TEST_SNAPSHOTS_SOCKET (served by `hoist serve`)
+#   hoist_install_containerd2      Debian unstable's containerd 2.1.9, downloaded (never installed) and
+#                                  unpacked into HOIST_CONTAINERD2_DIR (/var/cache/hoist/containerd-2.1.9)
+#   hoist_start_containerd DIR [1|2]
+#                                  Debian's containerd 1.6 (1, the default) or that 2.1.9 (2, its usr/bin
+#                                  then first on PATH) with root, state, socket and config under DIR,
+#                                  the config made from deploy/containerd/config-v2.toml or config-v3.toml;
+#                                  needs HOIST_TEST_REGISTRY. Exports HOIST_TEST_CONTAINERD_SOCKET,
+#                                  HOIST_TEST_CONTAINERD_ROOT, HOIST_TEST_CONTAINERD_CONFIG,
+#                                  HOIST_TEST_CONTAINERD_VERSION (1.6.20, 2.1.9), HOIST_TEST_CONTAINERD_CRI
+#                                  (1 when the CRI plugin loaded, 0 when disabled) and
+#                                  HOIST_TEST_SANDBOX_IMAGE (HOIST_TEST_REGISTRY/hoist/pause:3.10, the CRI's
+#                                  sandbox image; DIR/certs.d lets the CRI pull from that registry); the
+#                                  config names Hoist's proxy snapshotter `hoist` on
+#                                  HOIST_TEST_SNAPSHOTS_SOCKET (served by `hoist serve`). A test may
+#                                  restart containerd: `containerd --config $HOIST_TEST_CONTAINERD_CONFIG`,
+#                                  its pid written to DIR/containerd.pid, where the stop reads it
 #   hoist_start_moto DIR           moto_server (PyPI moto[server]) on 127.0.0.1 as the ECR and STS
 #                                  endpoint; exports HOIST_TEST_MOTO_ENDPOINT (http://127.0.0.1:PORT)
 #   hoist_start_ecr_registry DIR   docker-registry with basic auth whose user is AWS and whose
@@ -33,7 +44,7 @@
 #   hoist_cleanup_on_exit
 #   dir=$(mktemp -d)
 #   hoist_start_registry "$dir/registry"
-#   hoist_start_containerd "$dir/containerd"
+#   hoist_start_containerd "$dir/containerd"      # or: hoist_start_containerd "$dir/containerd" 2
 
 # Pids of the servers started here, stopped in reverse order.
 HOIST_SERVICE_PIDS=(${HOIST_SERVICE_PIDS[@]+"${HOIST_SERVICE_PIDS[@]}"})
@@ -270,17 +281,124 @@ hoist_start_ecr_registry() {
     fi
 }
 
-# _hoist_write_containerd_config DIR CRI(0|1): also names Hoist's proxy snapshotter `hoist` on
-# DIR/hoist-snapshots.sock (serve it with `hoist serve --snapshots-socket`); containerd starts
-# without that socket and connects when the snapshotter is first used.
+# The node configs an operator copies (the README's): the tests' configs are made from them.
+HOIST_DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../deploy/containerd" 2>/dev/null && pwd)
+
+# containerd 2.x beside Debian 12's 1.6: Debian unstable's package, whose binaries need only
+# glibc >= 2.34. Downloaded through the Debian mirror this machine's apt already uses, with a
+# sources list and apt state of its own (nothing on the system is upgraded), and unpacked with
+# dpkg -x into HOIST_CONTAINERD2_DIR, where later runs find it.
+HOIST_CONTAINERD2_PACKAGE=${HOIST_CONTAINERD2_PACKAGE:-2.1.9+ds1-5}
+HOIST_CONTAINERD2_DIR=${HOIST_CONTAINERD2_DIR:-/var/cache/hoist/containerd-${HOIST_CONTAINERD2_PACKAGE%%+*}}
+
+# _hoist_containerd_version BINARY: its version as `1.6.20` or `2.1.9` (Debian's suffixes and
+# Go's `v` dropped), empty when it does not run.
+_hoist_containerd_version() {
+    "$1" --version 2>/dev/null | awk '{ v = $3; sub(/^v/, "", v); sub(/[~+-].*/, "", v); print v; exit }'
+}
+
+# hoist_install_containerd2: HOIST_CONTAINERD2_DIR/usr/bin/{containerd,ctr,containerd-shim-runc-v2}
+# of version HOIST_CONTAINERD2_PACKAGE; does nothing when they are already there.
+hoist_install_containerd2() {
+    local dir=$HOIST_CONTAINERD2_DIR want=${HOIST_CONTAINERD2_PACKAGE%%+*} tool
+    local ok=1
+    for tool in containerd ctr containerd-shim-runc-v2; do
+        [[ -x $dir/usr/bin/$tool ]] || ok=0
+    done
+    if ((ok)) && [[ $(_hoist_containerd_version "$dir/usr/bin/containerd") == "$want" ]]; then
+        return 0
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        hoist_log "containerd $want is not in $dir: run as root to fetch it"
+        return 1
+    fi
+    # The mirror of this release's own Debian source (`Release:` is the suite as the sources
+    # name it, so bookworm-security and bookworm-updates do not match; --no-release-info reads
+    # only the sources, so it works before any apt-get update).
+    local codename mirror
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME-}")
+    # shellcheck disable=SC2016 # $(REPO_URI) is apt's format field
+    mirror=$(apt-get indextargets --no-release-info --format '$(REPO_URI)' 'Created-By: Packages' \
+        "Release: $codename" 2>/dev/null | head -n 1)
+    if [[ -z $codename || -z $mirror ]]; then
+        hoist_log "no Debian source for '${codename:-?}' in apt's sources: cannot fetch containerd $want"
+        return 1
+    fi
+    local work rc=0
+    work=$(mktemp -d /tmp/hoist-containerd2.XXXXXX) || return 1
+    mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/deb"
+    printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s unstable main\n' \
+        "$mirror" >"$work/sources.list"
+    local apt=(apt-get -q -o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache"
+        -o Dir::State::status=/var/lib/dpkg/status)
+    hoist_log "fetching containerd $HOIST_CONTAINERD2_PACKAGE from Debian unstable ($mirror) into $dir"
+    "${apt[@]}" update >"$work/apt.log" 2>&1 || rc=$?
+    if ((rc == 0)); then
+        (cd "$work/deb" && "${apt[@]}" download "containerd=$HOIST_CONTAINERD2_PACKAGE") \
+            >>"$work/apt.log" 2>&1 || rc=$?
+    fi
+    # Unpacked beside its final place, then renamed: a concurrent run finds nothing or all of it.
+    local new=""
+    if ((rc == 0)); then
+        mkdir -p "${dir%/*}" && new=$(mktemp -d "$dir.new.XXXXXX") &&
+            dpkg -x "$work"/deb/containerd_*.deb "$new" || rc=$?
+    fi
+    if ((rc != 0)); then
+        hoist_log "fetching containerd $HOIST_CONTAINERD2_PACKAGE failed; apt's output:"
+        tail -n 20 "$work/apt.log" >&2
+        rm -rf "$work" ${new:+"$new"}
+        return 1
+    fi
+    local got
+    rm -rf "$work"
+    got=$(_hoist_containerd_version "$new/usr/bin/containerd")
+    if [[ $got != "$want" ]]; then
+        hoist_log "the unpacked containerd says version '${got:-none}', not $want"
+        rm -rf "$new"
+        return 1
+    fi
+    rm -rf "$dir" && mv -T "$new" "$dir" || {
+        rm -rf "$new"
+        return 1
+    }
+    hoist_log "containerd $got in $dir/usr/bin"
+}
+
+# _hoist_write_containerd_config DIR CRI(0|1) MAJOR(1|2): DIR/config.toml made from the node
+# config an operator copies (deploy/containerd/config-v2.toml for containerd 1.x, config-v3.toml
+# for 2.x), so that the file the README shows is the one tested. Its paths and addresses become
+# DIR's: the snapshotter `hoist` on DIR/hoist-snapshots.sock (serve it with `hoist serve
+# --snapshots-socket`; containerd starts without that socket and connects when the snapshotter
+# is first used), the sandbox image HOIST_TEST_REGISTRY/hoist/pause:3.10, and the CRI's hosts
+# directory DIR/certs.d. The test's own keys (root, state, sockets, no TCP for the CRI's
+# streams) are added, into the file's own table where it has one.
 _hoist_write_containerd_config() {
-    local dir=$1 cri=$2 disabled='"io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"'
+    local dir=$1 cri=$2 major=$3
+    local source=$HOIST_DEPLOY_DIR/config-v$((major + 1)).toml
+    local disabled='"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"'
+    if ((major == 1)); then
+        disabled+=', "io.containerd.snapshotter.v1.aufs"'
+    else
+        disabled+=', "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.erofs"'
+    fi
     if ((cri == 0)); then
         disabled+=', "io.containerd.grpc.v1.cri"'
     fi
-    cat >"$dir/config.toml" <<EOF
-# Written by scripts/lib.sh: a containerd of its own for Hoist's tests.
-version = 2
+    local text pair from to
+    text=$(<"$source") || return 1
+    for pair in "/run/hoist/snapshots.sock|$dir/hoist-snapshots.sock" \
+        "registry.k8s.io/pause:3.10|$HOIST_TEST_SANDBOX_IMAGE" \
+        "/etc/containerd/certs.d|$dir/certs.d"; do
+        from=${pair%%|*}
+        to=${pair#*|}
+        if [[ $text != *"\"$from\""* ]]; then
+            hoist_log "$source no longer sets \"$from\": update _hoist_write_containerd_config"
+            return 1
+        fi
+        text=${text//"\"$from\""/"\"$to\""}
+    done
+    cat >"$dir/config.test.toml" <<EOT
 root = "$dir/root"
 state = "$dir/state"
 disabled_plugins = [$disabled]
@@ -298,10 +416,6 @@ disabled_plugins = [$disabled]
 [metrics]
   address = ""
 
-[proxy_plugins.hoist]
-  type = "snapshot"
-  address = "$dir/hoist-snapshots.sock"
-
 [plugins."io.containerd.internal.v1.opt"]
   path = "$dir/opt"
 
@@ -309,7 +423,53 @@ disabled_plugins = [$disabled]
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-EOF
+EOT
+    # Top-level keys go right after `version`, a table's keys right after its header when the
+    # node config has that table, and the other tables at the end.
+    {
+        echo "# Written by scripts/lib.sh from $source, for Hoist's tests."
+        printf '%s\n' "$text" | awk '
+            NR == FNR {
+                if ($0 == "") next
+                if ($0 ~ /^\[/) { table = $0; order[++n] = table; next }
+                if (table == "") top = top $0 "\n"; else body[table] = body[table] $0 "\n"
+                next
+            }
+            { print }
+            /^version *= *[0-9]+ *$/ { printf "%s", top; placed = 1 }
+            ($0 in body) { printf "%s", body[$0]; done[$0] = 1 }
+            END {
+                if (!placed) exit 1
+                for (i = 1; i <= n; i++) if (!(order[i] in done)) { print ""; print order[i]; printf "%s", body[order[i]] }
+            }' "$dir/config.test.toml" -
+    } >"$dir/config.toml" || {
+        hoist_log "$source has no 'version = N' line before its tables"
+        return 1
+    }
+    rm -f "$dir/config.test.toml"
+}
+
+# _hoist_cri_snapshotter CONFIG: the snapshotter containerd's CRI uses with CONFIG, as containerd
+# itself reads it (`config dump`, after migrating an older config version).
+_hoist_cri_snapshotter() {
+    containerd --config "$1" config dump 2>/dev/null | awk '
+        /^ *\[/ { table = $0; gsub(/[ "\047]/, "", table); next }
+        (table == "[plugins.io.containerd.grpc.v1.cri.containerd]" || table == "[plugins.io.containerd.cri.v1.images]") && $1 == "snapshotter" {
+            value = $3; gsub(/["\047]/, "", value); print value; exit
+        }'
+}
+
+# _hoist_write_hosts DIR: DIR/certs.d/HOST:PORT/hosts.toml letting containerd's CRI pull from
+# the plain-HTTP registry HOIST_TEST_REGISTRY.
+_hoist_write_hosts() {
+    local hosts=$1/certs.d/$HOIST_TEST_REGISTRY
+    mkdir -p "$hosts" || return 1
+    cat >"$hosts/hosts.toml" <<EOT
+server = "http://$HOIST_TEST_REGISTRY"
+
+[host."http://$HOIST_TEST_REGISTRY"]
+  capabilities = ["pull", "resolve"]
+EOT
 }
 
 # _hoist_containerd_up DIR PID: wait until `ctr version` answers (30 s).
@@ -327,9 +487,21 @@ _hoist_containerd_up() {
     return 1
 }
 
-# hoist_start_containerd DIR: containerd with root, state and socket under DIR.
+# hoist_start_containerd DIR [MAJOR]: containerd with root, state and socket under DIR: with
+# MAJOR 1 (the default) Debian's containerd on PATH (1.6 on Debian 12), with 2 the one
+# hoist_install_containerd2 fetches, whose usr/bin is then put first on PATH (for containerd,
+# which finds its shim there, and for the tests' `ctr`). Needs HOIST_TEST_REGISTRY (the sandbox
+# image is pulled from it). Fails when containerd's CRI would not use the snapshotter `hoist`.
 hoist_start_containerd() {
-    local dir=${1:?usage: hoist_start_containerd DIR}
+    local dir=${1:?usage: hoist_start_containerd DIR [1|2]} major=${2:-1}
+    if [[ $major != 1 && $major != 2 ]]; then
+        hoist_log "containerd major version '$major': 1 or 2"
+        return 1
+    fi
+    if [[ -z ${HOIST_TEST_REGISTRY-} ]]; then
+        hoist_log "start the plain-HTTP registry (hoist_start_registry) before containerd: its sandbox image is there"
+        return 1
+    fi
     mkdir -p "$dir" || return 1
     dir=$(cd "$dir" && pwd) || return 1
     local sock=$dir/containerd.sock
@@ -338,12 +510,33 @@ hoist_start_containerd() {
         hoist_log "containerd socket path $sock is too long for a unix socket; use a shorter DIR"
         return 1
     fi
-    local cri pid
+    if ((major == 2)); then
+        hoist_install_containerd2 || return 1
+        if [[ $PATH != "$HOIST_CONTAINERD2_DIR/usr/bin:"* ]]; then
+            export PATH=$HOIST_CONTAINERD2_DIR/usr/bin:$PATH
+        fi
+    fi
+    local version
+    version=$(_hoist_containerd_version "$(command -v containerd)")
+    if [[ $version != "$major".* ]]; then
+        hoist_log "containerd on PATH is version '${version:-none}', not $major.x"
+        return 1
+    fi
+    export HOIST_TEST_SANDBOX_IMAGE=$HOIST_TEST_REGISTRY/hoist/pause:3.10
+    _hoist_write_hosts "$dir" || return 1
+    local cri pid snapshotter
     for cri in 1 0; do
-        _hoist_write_containerd_config "$dir" "$cri"
+        _hoist_write_containerd_config "$dir" "$cri" "$major" || return 1
+        snapshotter=$(_hoist_cri_snapshotter "$dir/config.toml")
+        # containerd 1.x leaves a disabled CRI plugin's config out of the dump.
+        if [[ $snapshotter != hoist && ! ($cri == 0 && -z $snapshotter) ]]; then
+            hoist_log "containerd $version reads $dir/config.toml with CRI snapshotter '${snapshotter:-none}', not hoist (containerd config dump)"
+            return 1
+        fi
         _hoist_spawn "$dir/containerd.log" "$dir/containerd.pid" containerd --config "$dir/config.toml"
         pid=$HOIST_SPAWNED_PID
-        _hoist_track "$pid" "$dir"
+        # Stopped through its pid file, which a test that restarts containerd rewrites.
+        _hoist_track "@$dir/containerd.pid" "$dir"
         HOIST_SERVICE_SOCKETS+=("$sock")
         if ! _hoist_containerd_up "$dir" "$pid"; then
             hoist_log "containerd did not answer on $sock; its log ($dir/containerd.log):"
@@ -366,8 +559,10 @@ hoist_start_containerd() {
     export HOIST_TEST_CONTAINERD_SOCKET=$sock
     export HOIST_TEST_CONTAINERD_ROOT=$dir/root
     export HOIST_TEST_CONTAINERD_CRI=$cri
+    export HOIST_TEST_CONTAINERD_CONFIG=$dir/config.toml
+    export HOIST_TEST_CONTAINERD_VERSION=$version
     export HOIST_TEST_SNAPSHOTS_SOCKET=$dir/hoist-snapshots.sock
-    hoist_log "containerd on $sock (pid $pid, root $dir/root, cri $cri)"
+    hoist_log "containerd $version on $sock (pid $pid, root $dir/root, cri $cri)"
 }
 
 # _hoist_alive PID: running, not a zombie and not yet reaped. bash reaps exited children on its
@@ -455,6 +650,22 @@ _hoist_unmount_under() {
     done
 }
 
+# _hoist_stop_tracked PID|@PIDFILE: stop a server by its pid, or by the pid its pid file names
+# now (containerd's: a test may have restarted it). A pid file naming a process that is no
+# longer containerd (gone, its pid reused) is left alone.
+_hoist_stop_tracked() {
+    local entry=$1 pid
+    if [[ $entry != @* ]]; then
+        _hoist_stop_pid "$entry"
+        return 0
+    fi
+    pid=$(cat "${entry#@}" 2>/dev/null || true)
+    if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q containerd; then
+        _hoist_stop_pid "$pid"
+    fi
+    return 0
+}
+
 # hoist_stop_services: stop every server started here; safe to call twice and from a trap.
 hoist_stop_services() {
     local i sock dir
@@ -464,7 +675,7 @@ hoist_stop_services() {
         _hoist_stop_shims "$sock"
     done
     for ((i = ${#HOIST_SERVICE_PIDS[@]} - 1; i >= 0; i--)); do
-        _hoist_stop_pid "${HOIST_SERVICE_PIDS[$i]}"
+        _hoist_stop_tracked "${HOIST_SERVICE_PIDS[$i]}"
     done
     for dir in ${HOIST_SERVICE_DIRS[@]+"${HOIST_SERVICE_DIRS[@]}"}; do
         _hoist_unmount_under "$dir"

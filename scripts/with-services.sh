@@ -9,7 +9,11 @@
 #
 #   scripts/with-services.sh cargo test -p hoist-harness
 #   HOIST_SERVICES_DIR=/tmp/hs scripts/with-services.sh sleep infinity &   # then: source /tmp/hs/env
+#   HOIST_CONTAINERD=2 scripts/with-services.sh cargo test --workspace needs_containerd
 #
+# HOIST_CONTAINERD picks the containerd: 1 (the default) is Debian's 1.6 on PATH, 2 is Debian
+# unstable's 2.1.9, fetched once into /var/cache/hoist (scripts/lib.sh hoist_install_containerd2),
+# whose containerd, ctr and shim then come first on the command's PATH.
 # The services' directory is removed afterwards unless HOIST_SERVICES_DIR names it.
 set -euo pipefail
 
@@ -40,7 +44,10 @@ hoist_start_registry "$services_dir/auth-registry" hoist:hoist-test-password
 hoist_start_registry "$services_dir/tls-registry" "" tls
 hoist_start_moto "$services_dir/moto"
 hoist_start_ecr_registry "$services_dir/ecr-registry"
-hoist_start_containerd "$services_dir/containerd"
-export -p | grep ' HOIST_TEST_' >"$services_dir/env"
+hoist_start_containerd "$services_dir/containerd" "${HOIST_CONTAINERD:-1}"
+{
+    export -p | grep ' HOIST_TEST_'
+    echo "export PATH=${PATH@Q}"
+} >"$services_dir/env"
 
 "$@"

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use hoist_harness::cri::Cri;
 
+use crate::node_config;
 use crate::proxy::{self, wait_until, workspace_binary};
 
 /// containerd's CRI namespace, where kubelet's images live.
@@ -54,9 +55,22 @@ impl Served {
         let config = containerd_dir.join("config.toml");
         std::fs::write(
             &config,
-            containerd_config(&containerd_dir, &served.containerd, &served.snapshots()),
+            node_config::config(
+                node_config::Test {
+                    dir: &containerd_dir,
+                    socket: &served.containerd,
+                    snapshots: &served.snapshots(),
+                    cri: true,
+                },
+                node_config::major(),
+            ),
         )
         .unwrap();
+        assert_eq!(
+            node_config::cri_snapshotter(&config).as_deref(),
+            Some("hoist"),
+            "containerd's CRI would not use Hoist's snapshots"
+        );
         let log = dir.join("containerd.log");
         served.containerd_child = Some(spawn(
             &log,
@@ -159,46 +173,6 @@ fn spawn(log: &Path, command: &mut Command) -> Child {
         .stderr(std::fs::File::options().append(true).open(log).unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("starting {command:?}: {e}"))
-}
-
-/// containerd's configuration: its own root, state and socket under `dir`, its CRI plugin on
-/// (no TCP streaming service), and Hoist as the `hoist` proxy snapshotter.
-fn containerd_config(dir: &Path, socket: &Path, snapshots: &Path) -> String {
-    let d = dir.display();
-    format!(
-        r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
-
-[grpc]
-  address = "{socket}"
-
-[ttrpc]
-  address = "{socket}.ttrpc"
-
-[debug]
-  level = "debug"
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  disable_tcp_service = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-
-[proxy_plugins.hoist]
-  type = "snapshot"
-  address = "{snapshots}"
-"#,
-        socket = socket.display(),
-        snapshots = snapshots.display(),
-    )
 }
 
 impl Drop for Served {

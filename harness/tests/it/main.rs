@@ -24,6 +24,7 @@ mod ecr;
 mod fixtures;
 mod hoist;
 mod mirror;
+mod node_config;
 mod proxy;
 mod pull;
 mod push;

@@ -148,7 +148,15 @@ impl Proxied {
         let config = containerd_dir.join("config.toml");
         std::fs::write(
             &config,
-            containerd_config(&containerd_dir, &proxied.containerd, &snapshots),
+            crate::node_config::config(
+                crate::node_config::Test {
+                    dir: &containerd_dir,
+                    socket: &proxied.containerd,
+                    snapshots: &snapshots,
+                    cri: false,
+                },
+                crate::node_config::major(),
+            ),
         )
         .unwrap();
         let log = proxied.spawn(
@@ -234,41 +242,6 @@ pub fn stop_all(containerd: &Path, children: impl IntoIterator<Item = Child>, di
         let _ = child.wait();
     }
     unmount_under(dir);
-}
-
-/// containerd's configuration: its own root, state and sockets under `dir`, no CRI, and Hoist.
-fn containerd_config(dir: &Path, socket: &Path, snapshots: &Path) -> String {
-    let d = dir.display();
-    format!(
-        r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper"]
-
-[grpc]
-  address = "{socket}"
-
-[ttrpc]
-  address = "{socket}.ttrpc"
-
-[debug]
-  level = "debug"
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-
-[proxy_plugins.hoist]
-  type = "snapshot"
-  address = "{snapshots}"
-"#,
-        socket = socket.display(),
-        snapshots = snapshots.display(),
-    )
 }
 
 fn kill(pid: u32, signal: Signal) {

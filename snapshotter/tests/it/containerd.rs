@@ -1,4 +1,5 @@
-//! The real containerd (Debian's 1.6) with Hoist as its proxy snapshotter `hoist`:
+//! The real containerd (the one first on PATH: Debian's 1.6, or 2.1 under `HOIST_CONTAINERD=2
+//! scripts/with-services.sh`) with Hoist as its proxy snapshotter `hoist`:
 //!
 //! * containerd's own pull unpacks through Hoist (Prepare, Apply into the mounts, Commit), and
 //!   `ctr run --snapshotter hoist` starts a container whose output is checked;

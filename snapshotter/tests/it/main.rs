@@ -20,5 +20,7 @@ mod containerd;
 mod crash;
 mod image;
 mod mounts;
+#[path = "../../../harness/tests/it/node_config.rs"]
+mod node_config;
 mod semantics;
 mod services;

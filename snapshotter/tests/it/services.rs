@@ -114,7 +114,21 @@ impl Services {
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("containerd.sock");
         let config = dir.join("config.toml");
-        std::fs::write(&config, containerd_config(&dir, &socket, snapshots)).unwrap();
+        let test = crate::node_config::Test {
+            dir: &dir,
+            socket: &socket,
+            snapshots,
+            cri: false,
+        };
+        std::fs::write(
+            &config,
+            crate::node_config::config(test, crate::node_config::major()),
+        )
+        .unwrap();
+        // The node config as this containerd reads it (2.x migrates a version 2 file, and shows
+        // its CRI images config with the CRI plugin disabled; 1.x then shows none).
+        let cri = crate::node_config::cri_snapshotter(&config);
+        assert!(matches!(cri.as_deref(), None | Some("hoist")), "{cri:?}");
         let log = self.spawn(
             "containerd",
             Command::new("containerd").arg("--config").arg(&config),
@@ -142,41 +156,6 @@ impl Services {
     pub fn containerd_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
     }
-}
-
-/// containerd's configuration: its own root, state and sockets under `dir`, no CRI, and Hoist.
-pub fn containerd_config(dir: &Path, socket: &Path, snapshots: &Path) -> String {
-    let d = dir.display();
-    format!(
-        r#"version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper"]
-
-[grpc]
-  address = "{socket}"
-
-[ttrpc]
-  address = "{socket}.ttrpc"
-
-[debug]
-  level = "debug"
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-
-[proxy_plugins.hoist]
-  type = "snapshot"
-  address = "{snapshots}"
-"#,
-        socket = socket.display(),
-        snapshots = snapshots.display(),
-    )
 }
 
 fn descendants(pid: u32, out: &mut Vec<u32>) {
