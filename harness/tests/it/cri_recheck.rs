@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use hoist::proto::cri::v1::AuthConfig;
-use hoist_harness::cri::{Cri, PullContext};
+use hoist_harness::cri::PullContext;
 use hoist_harness::proxy::{Logged, Proxy, Shaping};
 
 use crate::cri_kubelet::tmp;
@@ -30,41 +30,73 @@ fn basic(username: &str, password: &str) -> PullContext {
 /// The three outcomes for `image` (on the registry behind `proxy`), present after a first pull
 /// with `good`.
 async fn pull_again_checks_the_registry(
-    hoist: &Cri,
+    served: &Served,
     proxy: &Proxy,
     image: &str,
     good: &PullContext,
     wrong: &PullContext,
 ) {
-    let id = hoist.pull(image, good).await.unwrap();
+    let hoist = served.hoist().await;
+    let pull = |context: &PullContext| {
+        let (hoist, context) = (hoist.clone(), context.clone());
+        let image = image.to_owned();
+        async move { hoist.pull(&image, &context).await }
+    };
+    let hoist_log = || served.log_tail("hoist");
+    let id = pull(good)
+        .await
+        .unwrap_or_else(|e| panic!("first pull: {e}\n{}", hoist_log()));
     let cases = [
         ("refused credentials", wrong.clone()),
         ("no credentials", PullContext::default()),
     ];
     for (what, context) in cases {
         proxy.stats().clear_log();
-        let err = hoist.pull(image, &context).await.unwrap_err();
-        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{what}: {err}");
+        let err = pull(&context)
+            .await
+            .expect_err("the registry refuses this pull");
+        assert_eq!(
+            err.code(),
+            tonic::Code::Unauthenticated,
+            "{what}: {err}\n{}",
+            hoist_log()
+        );
         let log = proxy.stats().logged();
         assert!(
             log.iter().any(Logged::is_manifest),
             "{what}: the registry was asked, not the store: {log:?}"
         );
-        assert!(!log.iter().any(Logged::is_blob), "{what}: {log:?}");
+        assert!(
+            !log.iter().any(Logged::is_blob),
+            "{what}: {log:?}\n{}",
+            hoist_log()
+        );
         // The refusal concerns this pod only: the image stays for the pods allowed to use it.
         let present = hoist.status(image).await.unwrap().map(|i| i.id);
         assert_eq!(present.as_ref(), Some(&id), "{what}");
     }
 
     proxy.stats().clear_log();
-    assert_eq!(hoist.pull(image, good).await.unwrap(), id);
+    let again = pull(good)
+        .await
+        .unwrap_or_else(|e| panic!("pull again: {e}\n{}", hoist_log()));
+    assert_eq!(again, id);
     let log = proxy.stats().logged();
     let answered: Vec<&Logged> = log
         .iter()
         .filter(|r| r.is_manifest() && (200..300).contains(&r.status))
         .collect();
-    assert_eq!(answered.len(), 1, "one manifest request answered: {log:?}");
-    assert!(!log.iter().any(Logged::is_blob), "no blob request: {log:?}");
+    assert_eq!(
+        answered.len(),
+        1,
+        "one manifest request answered: {log:?}\n{}",
+        hoist_log()
+    );
+    assert!(
+        !log.iter().any(Logged::is_blob),
+        "no blob request: {log:?}\n{}",
+        hoist_log()
+    );
 }
 
 #[tokio::test]
@@ -81,11 +113,10 @@ async fn a_present_image_is_checked_with_the_pods_credentials_basic_auth_needs_c
     let image = pushed.replacen(&host, &proxy.host(), 1);
     let tmp = tmp();
     let served = Served::start(tmp.path(), &[proxy.host()]);
-    let hoist = served.hoist().await;
     let good = basic(&creds.username, &creds.password);
     let wrong = basic(&creds.username, "not-the-password");
     Box::pin(pull_again_checks_the_registry(
-        &hoist, &proxy, &image, &good, &wrong,
+        &served, &proxy, &image, &good, &wrong,
     ))
     .await;
 }
@@ -104,7 +135,6 @@ async fn a_present_image_is_checked_with_the_pods_credentials_token_auth_needs_c
     let image = pushed.replacen(&registry.host(), &proxy.host(), 1);
     let tmp = tmp();
     let served = Served::start(tmp.path(), &[proxy.host()]);
-    let hoist = served.hoist().await;
     let good = basic(token_auth::USER, token_auth::PASSWORD);
     let wrong = basic(token_auth::USER, "not-the-token-password");
     let refused = issuer
@@ -112,7 +142,7 @@ async fn a_present_image_is_checked_with_the_pods_credentials_token_auth_needs_c
         .refused
         .load(std::sync::atomic::Ordering::Relaxed);
     Box::pin(pull_again_checks_the_registry(
-        &hoist, &proxy, &image, &good, &wrong,
+        &served, &proxy, &image, &good, &wrong,
     ))
     .await;
     assert!(
