@@ -180,3 +180,73 @@ pub fn sandbox(annotations: &[(&str, &str)], labels: &[(&str, &str)]) -> PodSand
         ..PodSandboxConfig::default()
     }
 }
+
+/// The calls and fields kubelet 1.35 and 1.36 add: a whole `ImageSpec` (with
+/// `user_specified_image`, `runtime_handler`, `image_ref`), `StreamImages`, and the whole
+/// `ImageFsInfo` answer.
+impl Cri {
+    /// `PullImage` of `spec` as given: the image reference the server answers with.
+    pub async fn pull_spec(&self, spec: api::ImageSpec, context: &PullContext) -> Result<String> {
+        let mut request = tonic::Request::new(api::PullImageRequest {
+            image: Some(spec),
+            auth: context.auth.clone(),
+            sandbox_config: context.sandbox.clone(),
+        });
+        if let Some(timeout) = context.timeout {
+            request.set_timeout(timeout);
+        }
+        let response = self
+            .client
+            .clone()
+            .pull_image(request)
+            .await
+            .map_err(failed("PullImage"))?;
+        Ok(response.into_inner().image_ref)
+    }
+
+    /// `ImageStatus` of `spec` as given.
+    pub async fn status_spec(&self, spec: api::ImageSpec) -> Result<Option<Image>> {
+        let request = api::ImageStatusRequest {
+            image: Some(spec),
+            verbose: false,
+        };
+        let response = self
+            .client
+            .clone()
+            .image_status(request)
+            .await
+            .map_err(failed("ImageStatus"))?;
+        Ok(response.into_inner().image)
+    }
+
+    /// `StreamImages`, all of them or those matching `filter`: each message's images, in
+    /// order, once the server has closed the stream.
+    pub async fn stream(&self, filter: Option<&str>) -> Result<Vec<Vec<Image>>> {
+        let request = api::StreamImagesRequest {
+            filter: filter.map(|f| api::ImageFilter { image: spec(f) }),
+        };
+        let mut stream = self
+            .client
+            .clone()
+            .stream_images(request)
+            .await
+            .map_err(failed("StreamImages"))?
+            .into_inner();
+        let mut batches = Vec::new();
+        while let Some(message) = stream.message().await.map_err(failed("StreamImages"))? {
+            batches.push(message.images);
+        }
+        Ok(batches)
+    }
+
+    /// `ImageFsInfo`, the whole answer (image and container filesystems).
+    pub async fn fs_info_response(&self) -> Result<api::ImageFsInfoResponse> {
+        let response = self
+            .client
+            .clone()
+            .image_fs_info(api::ImageFsInfoRequest {})
+            .await
+            .map_err(failed("ImageFsInfo"))?;
+        Ok(response.into_inner())
+    }
+}

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::connectors;
 use crate::platform::Platform;
 use crate::pull;
+use crate::reference::Reference;
 use crate::registry;
 
 /// Where `hoist` looks for its config when none is named.
@@ -118,6 +119,12 @@ pub struct ServeConfig {
     /// write it; gives `ctr images export`/`push` and unpacking into other snapshotters.
     /// Default: false.
     pub keep_layer_blobs: bool,
+    /// Images that kubelet's image garbage collection must never remove: `ListImages` and
+    /// `ImageStatus` answer `pinned: true` for them, and their records in containerd are
+    /// labelled `io.cri-containerd.pinned=pinned`, as containerd labels the images of its own
+    /// `pinned_images` (its sandbox image). References, normalised as Docker does, by tag or
+    /// digest. Default: none.
+    pub pinned_images: Vec<String>,
 }
 
 impl Default for ServeConfig {
@@ -130,6 +137,7 @@ impl Default for ServeConfig {
             register: true,
             snapshotter: "hoist".to_owned(),
             keep_layer_blobs: false,
+            pinned_images: Vec::new(),
         }
     }
 }
@@ -235,6 +243,7 @@ impl Config {
             source: Box::new(source),
         })?;
         config.pull_options()?;
+        config.pinned_images()?;
         config.connector_settings().check()?;
         for url in config.mirrors.values().flatten() {
             registry::mirror::Mirror::new(url).map_err(|e| Error::Invalid {
@@ -274,6 +283,22 @@ impl Config {
             hosts_dir: self.hosts_dir.clone(),
             ..registry::Options::default()
         }
+    }
+
+    /// `[serve] pinned_images`, parsed.
+    pub fn pinned_images(&self) -> Result<Vec<Reference>> {
+        self.serve
+            .pinned_images
+            .iter()
+            .map(|image| {
+                image
+                    .parse()
+                    .map_err(|e: crate::reference::Error| Error::Invalid {
+                        key: "serve.pinned_images",
+                        problem: format!("{image:?}: {e}"),
+                    })
+            })
+            .collect()
     }
 
     /// The pull settings, checked.
@@ -353,6 +378,7 @@ mod tests {
         assert_eq!(config.serve.register, serve.register);
         assert_eq!(config.serve.snapshotter, serve.snapshotter);
         assert_eq!(config.serve.keep_layer_blobs, serve.keep_layer_blobs);
+        assert_eq!(config.serve.pinned_images, serve.pinned_images);
     }
 
     #[test]
@@ -407,6 +433,15 @@ mod tests {
             Err(Error::Invalid { .. })
         ));
         assert!(Config::load(Some(Path::new("/nonexistent/hoist.toml"))).is_err());
+        let error = Config::parse("[serve]\npinned_images = ['pause:3.10', 'NOT A REF']")
+            .expect_err("a bad pinned image");
+        assert!(error.to_string().contains("serve.pinned_images"), "{error}");
+        let pinned = Config::parse("[serve]\npinned_images = ['registry.k8s.io/pause:3.10']")
+            .expect("a pinned image parses");
+        assert_eq!(
+            pinned.pinned_images().expect("valid")[0].to_string(),
+            "registry.k8s.io/pause:3.10"
+        );
         assert!(Config::parse("[mirrors]\n\"docker.io\" = [\"ftp://x\"]").is_err());
         let mirrored = Config::parse("[mirrors]\n\"docker.io\" = [\"http://127.0.0.1:5000/v2\"]")
             .expect("a mirror list parses");

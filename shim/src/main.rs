@@ -241,6 +241,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 ..Default::default()
             },
             connectors: Some(Arc::clone(&connectors)),
+            pinned: config.pinned_images()?,
         },
     );
     tokio::spawn(

@@ -65,10 +65,16 @@ async fn exchange(
         .is_some_and(|v| v.eq_ignore_ascii_case("close"));
     match &fault {
         Some(Fault::Status(code)) => {
+            shared
+                .stats
+                .answered(request.method(), request.target(), *code);
             skip(client, request_body).await?;
             return answer(client, http::canned(*code, "injected fault", None)).await;
         }
         Some(Fault::TooManyRequests { retry_after }) => {
+            shared
+                .stats
+                .answered(request.method(), request.target(), 429);
             skip(client, request_body).await?;
             let canned = http::canned(429, "Too Many Requests", Some(*retry_after));
             return answer(client, canned).await;
@@ -90,6 +96,9 @@ async fn exchange(
     let Some(mut response) = Head::read(&mut upstream).await? else {
         return Ok(Next::Close);
     };
+    shared
+        .stats
+        .answered(request.method(), request.target(), response.status());
     let body = Body::of(request.method(), &response);
     response.remove("connection");
     let keep_alive = !client_closes && body != Body::UntilClose { framed: false };

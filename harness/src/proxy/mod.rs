@@ -92,6 +92,34 @@ pub struct Stats {
     /// Response body bytes sent to clients.
     pub bytes: AtomicU64,
     active: AtomicU64,
+    log: Mutex<Vec<Logged>>,
+}
+
+/// Requests kept in [`Stats::logged`].
+pub const MAX_LOGGED: usize = 100_000;
+
+/// One request the proxy answered: what was asked, and the status it answered with (an
+/// injected fault's, or the registry's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// `GET`, `HEAD`, ...
+    pub method: String,
+    /// The request target (`/v2/REPO/manifests/REF`).
+    pub target: String,
+    /// The response status.
+    pub status: u16,
+}
+
+impl Logged {
+    /// A `GET` or `HEAD` of a manifest.
+    pub fn is_manifest(&self) -> bool {
+        self.target.contains("/manifests/")
+    }
+
+    /// A request for a blob (config or layer).
+    pub fn is_blob(&self) -> bool {
+        self.target.contains("/blobs/")
+    }
 }
 
 impl Stats {
@@ -108,6 +136,40 @@ impl Stats {
     /// A counter's current value.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Every request answered so far (the first [`MAX_LOGGED`]), in the order the answers
+    /// began.
+    pub fn logged(&self) -> Vec<Logged> {
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Forgets the requests logged so far.
+    pub fn clear_log(&self) {
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+
+    fn answered(&self, method: &str, target: &str, status: u16) {
+        let mut log = self
+            .log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Benchmarks send many thousands of Range requests through a proxy: the log keeps
+        // the first ones, which is what tests read.
+        if log.len() >= MAX_LOGGED {
+            return;
+        }
+        log.push(Logged {
+            method: method.to_owned(),
+            target: target.to_owned(),
+            status,
+        });
     }
 }
 

@@ -19,6 +19,8 @@ mod connector_services;
 mod connectors_basic;
 mod connectors_cri;
 mod cri;
+mod cri_kubelet;
+mod cri_recheck;
 mod cri_services;
 mod ecr;
 mod fixtures;

@@ -21,20 +21,20 @@ use hoist_snapshotter::Store;
 
 use crate::connector_services as cs;
 
-const USER: &str = "tokenuser";
-const PASSWORD: &str = "hoist-token-password-value";
+pub(crate) const USER: &str = "tokenuser";
+pub(crate) const PASSWORD: &str = "hoist-token-password-value";
 const SERVICE: &str = "hoist-test-registry";
 const ISSUER: &str = "hoist-test-issuer";
 
 /// A docker-registry trusting `issuer`'s certificate; restartable on the same port and storage.
-struct TokenRegistry {
+pub(crate) struct TokenRegistry {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
 }
 
 impl TokenRegistry {
-    fn start(issuer: &TokenIssuer) -> TokenRegistry {
+    pub(crate) fn start(issuer: &TokenIssuer) -> TokenRegistry {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -49,7 +49,7 @@ impl TokenRegistry {
         r
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
@@ -107,7 +107,7 @@ impl Drop for TokenRegistry {
     }
 }
 
-fn issuer() -> TokenIssuer {
+pub(crate) fn issuer() -> TokenIssuer {
     TokenIssuer::start(token_issuer::Options {
         username: USER.into(),
         password: PASSWORD.into(),
@@ -119,7 +119,7 @@ fn issuer() -> TokenIssuer {
 }
 
 /// Pushes a four-layer image with skopeo through the issuer; returns its reference.
-fn push(host: &str, repository: &str) -> String {
+pub(crate) fn push(host: &str, repository: &str) -> String {
     let image = Image::new(
         (0..4)
             .map(|i| {

@@ -10,6 +10,10 @@ use crate::proto::containerd::services::images::v1 as api;
 /// The label containerd's CRI puts on the image records it manages (`io.cri-containerd.image`).
 pub const MANAGED_LABEL: (&str, &str) = ("io.cri-containerd.image", "managed");
 
+/// The label containerd's CRI (1.7 and later) puts on the records of the images its
+/// kubelet must never garbage-collect: those of its `pinned_images` (the sandbox image).
+pub const PINNED_LABEL: (&str, &str) = ("io.cri-containerd.pinned", "pinned");
+
 /// An image record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -50,7 +54,9 @@ impl Client {
         api::images_client::ImagesClient::new(self.channel.clone())
     }
 
-    /// Creates the record, or replaces the target and labels of an existing one of that name.
+    /// Creates the record, or sets the target and `image`'s labels on an existing one of that
+    /// name. Other labels of an existing record stay, as containerd's CRI keeps them when it
+    /// pulls again (its `io.cri-containerd.pinned`, among them).
     pub async fn put_image(&self, lease: Option<&Lease>, image: &Image) -> Result<()> {
         let create = self.request(
             api::CreateImageRequest {
@@ -64,11 +70,13 @@ impl Client {
             Err(status) if status.code() == tonic::Code::AlreadyExists => {}
             Err(status) => return Err(rpc("images.Create", &image.name)(status)),
         }
-        // No field mask: containerd replaces the target and all labels.
+        let paths = std::iter::once("target".to_owned())
+            .chain(image.labels.keys().map(|k| format!("labels.{k}")))
+            .collect();
         let update = self.request(
             api::UpdateImageRequest {
                 image: Some(to_api(image)),
-                update_mask: None,
+                update_mask: Some(prost_types::FieldMask { paths }),
                 source_date_epoch: None,
             },
             lease,

@@ -26,7 +26,7 @@ use crate::digest::Digest;
 use crate::manifest::Descriptor;
 
 pub use content::{BlobInfo, Written};
-pub use images::{Image, MANAGED_LABEL};
+pub use images::{Image, MANAGED_LABEL, PINNED_LABEL};
 pub use lease::Lease;
 pub use snapshots::{Adoption, Layer, TARGET_LABEL};
 

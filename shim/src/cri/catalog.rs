@@ -138,8 +138,8 @@ pub fn user(config: &manifest::Config) -> (Option<i64>, String) {
 }
 
 /// The CRI description of `entry`. `size` is the stored size of the image (layers, manifest
-/// and config), `config` its parsed config.
-pub fn to_cri(entry: &Entry, size: u64, config: &manifest::Config) -> cri::Image {
+/// and config), `config` its parsed config, `pinned` whether kubelet must never remove it.
+pub fn to_cri(entry: &Entry, size: u64, config: &manifest::Config, pinned: bool) -> cri::Image {
     let (uid, username) = user(config);
     cri::Image {
         id: entry.id.to_string(),
@@ -152,7 +152,7 @@ pub fn to_cri(entry: &Entry, size: u64, config: &manifest::Config) -> cri::Image
             image: entry.id.to_string(),
             ..cri::ImageSpec::default()
         }),
-        pinned: false,
+        pinned,
     }
 }
 

@@ -5,16 +5,21 @@
 //!   adoption, under a lease), and answers with the image ID, the config digest. The pull runs
 //!   in its own task: when the caller cancels or its deadline passes, the pull is cancelled and
 //!   cleans up (no image record, no layer that nothing else uses) before the task ends.
-//! * `ImageStatus`, `ListImages`: Hoist's image records, grouped by image ID ([`catalog`]).
+//! * `ImageStatus`, `ListImages`, `StreamImages`: Hoist's image records, grouped by image ID
+//!   ([`catalog`]), `pinned` as containerd's CRI says it ([`pinned`]).
 //! * `RemoveImage`: every name of the image, in Hoist and in containerd (whose garbage
 //!   collector then removes the content and asks Hoist's snapshotter to remove the layers).
 //! * `ImageFsInfo`: the snapshot store's usage.
 //!
+//! The trait glue is in `api`; what the calls do is in `service`.
+//!
 //! Only this module knows tonic and the CRI types; errors below it carry an
 //! [`crate::error::Kind`] that [`status`] maps to a gRPC code.
 
+mod api;
 pub mod auth;
 pub mod catalog;
+mod pinned;
 mod serve;
 mod service;
 

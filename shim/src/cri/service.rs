@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::Status;
 
 use super::catalog::{self, Catalog, Entry};
-use super::{auth, status};
-use crate::connectors::PodContext;
+use super::{pinned, status};
 use crate::containerd;
 use crate::digest::Digest;
 use crate::error::Kind;
@@ -32,19 +31,21 @@ pub struct Options {
     /// The connectors that choose each pull's credentials (kubelet's `AuthConfig` is their
     /// precedence level 2). `None`: the `AuthConfig` credentials alone.
     pub connectors: Option<Arc<crate::connectors::Live>>,
+    /// `[serve] pinned_images`: images reported `pinned` and labelled so in containerd.
+    pub pinned: Vec<Reference>,
 }
 
 /// The CRI ImageService over one [`Puller`] (and its store and image records).
 #[derive(Debug, Clone)]
 pub struct ImageService {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(super) struct Inner {
     puller: Arc<Puller>,
     images: Images,
-    options: Options,
+    pub(super) options: Options,
     /// Serialises removals, so that two concurrent `RemoveImage` calls of one image both
     /// succeed: the second finds nothing left to remove.
     removing: tokio::sync::Mutex<()>,
@@ -54,11 +55,11 @@ struct Inner {
     registered: std::sync::Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
 }
 
-fn invalid(message: impl std::fmt::Display) -> Status {
+pub(super) fn invalid(message: impl std::fmt::Display) -> Status {
     status(Kind::InvalidArgument, message)
 }
 
-fn internal(e: impl std::fmt::Display) -> Status {
+pub(super) fn internal(e: impl std::fmt::Display) -> Status {
     status(Kind::Internal, e)
 }
 
@@ -148,7 +149,11 @@ impl Inner {
         let record = entry.record();
         let blobs = Blobs::load(&self.images, record).map_err(|e| status(e.kind(), e))?;
         let aliases: Vec<String> = entry.names().map(str::to_owned).collect();
-        register::register_as(client, record, &blobs, &aliases, &self.options.register)
+        let options = register::Options {
+            pinned: pinned::configured(&catalog, &self.options.pinned).contains(&id),
+            ..self.options.register.clone()
+        };
+        register::register_as(client, record, &blobs, &aliases, &options)
             .await
             .map_err(|e| {
                 tracing::warn!(image = %reference, error = %e, "registering in containerd failed");
@@ -163,12 +168,29 @@ impl Inner {
         Ok(())
     }
 
-    fn catalog(&self) -> Result<Catalog, Status> {
+    pub(super) fn catalog(&self) -> Result<Catalog, Status> {
         Catalog::load(&self.images).map_err(internal)
     }
 
+    /// The IDs of the pinned images of `catalog`: those `[serve] pinned_images` names, and
+    /// those whose records containerd labels pinned.
+    pub(super) async fn pinned(&self, catalog: &Catalog) -> Result<HashSet<Digest>, Status> {
+        let mut ids = pinned::configured(catalog, &self.options.pinned);
+        if let Some(client) = &self.options.containerd {
+            let labelled = pinned::labelled(client, catalog)
+                .await
+                .map_err(|e| status(e.kind(), e))?;
+            ids.extend(labelled);
+        }
+        Ok(ids)
+    }
+
     /// The CRI description of `entry`, and its parsed config.
-    fn describe(&self, entry: &Entry) -> Result<(cri::Image, serde_json::Value), Status> {
+    pub(super) fn describe(
+        &self,
+        entry: &Entry,
+        pinned: bool,
+    ) -> Result<(cri::Image, serde_json::Value), Status> {
         let record = entry.record();
         let bytes = self
             .images
@@ -188,10 +210,14 @@ impl Inner {
             .unwrap_or(0);
         let size = record.size + manifest_size + bytes.len() as u64;
         let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        Ok((catalog::to_cri(entry, size, &config), json))
+        Ok((catalog::to_cri(entry, size, &config, pinned), json))
     }
 
-    fn verbose_info(&self, entry: &Entry, config: serde_json::Value) -> HashMap<String, String> {
+    pub(super) fn verbose_info(
+        &self,
+        entry: &Entry,
+        config: serde_json::Value,
+    ) -> HashMap<String, String> {
         let record = entry.record();
         let info = serde_json::json!({
             "id": entry.id.to_string(),
@@ -207,7 +233,7 @@ impl Inner {
         HashMap::from([("info".to_owned(), info.to_string())])
     }
 
-    async fn remove(&self, reference: &str) -> Result<(), Status> {
+    pub(super) async fn remove(&self, reference: &str) -> Result<(), Status> {
         let _serial = self.removing.lock().await;
         let catalog = self.catalog()?;
         let Some(entry) = catalog.resolve(reference) else {
@@ -254,7 +280,8 @@ impl Inner {
         Ok(())
     }
 
-    fn fs_usage(&self) -> Result<cri::FilesystemUsage, Status> {
+    /// The store's usage, answered as containerd's CRI answers for its snapshotter.
+    pub(super) fn fs_usage(&self) -> Result<cri::FilesystemUsage, Status> {
         let store = self.puller.store();
         let (mut bytes, mut inodes) = (0, 0);
         for info in store.list().map_err(internal)? {
@@ -279,122 +306,5 @@ impl Inner {
             used_bytes: Some(cri::UInt64Value { value: bytes }),
             inodes_used: Some(cri::UInt64Value { value: inodes }),
         })
-    }
-}
-
-fn image_of(spec: Option<cri::ImageSpec>) -> String {
-    spec.map(|s| s.image).unwrap_or_default()
-}
-
-#[tonic::async_trait]
-impl cri::image_service_server::ImageService for ImageService {
-    async fn list_images(
-        &self,
-        request: Request<cri::ListImagesRequest>,
-    ) -> Result<Response<cri::ListImagesResponse>, Status> {
-        let filter = request
-            .into_inner()
-            .filter
-            .map(|f| image_of(f.image))
-            .filter(|s| !s.is_empty());
-        let catalog = self.inner.catalog()?;
-        let entries: Vec<&Entry> = match &filter {
-            Some(reference) => catalog.resolve(reference).into_iter().collect(),
-            None => catalog.entries().collect(),
-        };
-        let images = entries
-            .into_iter()
-            .map(|e| self.inner.describe(e).map(|(image, _)| image))
-            .collect::<Result<_, _>>()?;
-        Ok(Response::new(cri::ListImagesResponse { images }))
-    }
-
-    async fn image_status(
-        &self,
-        request: Request<cri::ImageStatusRequest>,
-    ) -> Result<Response<cri::ImageStatusResponse>, Status> {
-        let request = request.into_inner();
-        let reference = image_of(request.image);
-        if reference.is_empty() {
-            return Err(invalid("ImageStatus: no image given"));
-        }
-        let catalog = self.inner.catalog()?;
-        let Some(entry) = catalog.resolve(&reference) else {
-            return Ok(Response::new(cri::ImageStatusResponse::default()));
-        };
-        let (image, config) = self.inner.describe(entry)?;
-        let info = match request.verbose {
-            true => self.inner.verbose_info(entry, config),
-            false => HashMap::new(),
-        };
-        Ok(Response::new(cri::ImageStatusResponse {
-            image: Some(image),
-            info,
-        }))
-    }
-
-    async fn pull_image(
-        &self,
-        request: Request<cri::PullImageRequest>,
-    ) -> Result<Response<cri::PullImageResponse>, Status> {
-        let request = request.into_inner();
-        let image = image_of(request.image);
-        if image.is_empty() {
-            return Err(invalid("PullImage: no image given"));
-        }
-        let reference: Reference = image
-            .parse()
-            .map_err(|e: crate::reference::Error| status(e.kind(), e))?;
-        let credentials =
-            auth::credentials(request.auth.as_ref(), reference.registry()).map_err(invalid)?;
-        let Some(connectors) = &self.inner.options.connectors else {
-            let id = self.pull(reference, credentials).await?;
-            return Ok(Response::new(cri::PullImageResponse {
-                image_ref: id.to_string(),
-            }));
-        };
-        let sandbox = request.sandbox_config.unwrap_or_default();
-        let pod =
-            PodContext::from_metadata(&sandbox.annotations, &sandbox.labels).map_err(invalid)?;
-        // The resolver is taken once: a config reload does not change a pull in flight.
-        let resolution = connectors
-            .get()
-            .resolve(&reference, &pod, Some(credentials))
-            .await
-            .map_err(|e| status(e.kind(), e))?;
-        let using = resolution.describe();
-        let id = self
-            .pull(reference, resolution.credentials)
-            .await
-            .map_err(|s| Status::new(s.code(), format!("{using}: {}", s.message())))?;
-        Ok(Response::new(cri::PullImageResponse {
-            image_ref: id.to_string(),
-        }))
-    }
-
-    async fn remove_image(
-        &self,
-        request: Request<cri::RemoveImageRequest>,
-    ) -> Result<Response<cri::RemoveImageResponse>, Status> {
-        let reference = image_of(request.into_inner().image);
-        if reference.is_empty() {
-            return Err(invalid("RemoveImage: no image given"));
-        }
-        self.inner.remove(&reference).await?;
-        Ok(Response::new(cri::RemoveImageResponse {}))
-    }
-
-    async fn image_fs_info(
-        &self,
-        _request: Request<cri::ImageFsInfoRequest>,
-    ) -> Result<Response<cri::ImageFsInfoResponse>, Status> {
-        let inner = Arc::clone(&self.inner);
-        let usage = tokio::task::spawn_blocking(move || inner.fs_usage())
-            .await
-            .map_err(internal)??;
-        Ok(Response::new(cri::ImageFsInfoResponse {
-            image_filesystems: vec![usage],
-            container_filesystems: Vec::new(),
-        }))
     }
 }

@@ -317,8 +317,9 @@ impl Puller {
         let span = tracing::info_span!("pull", %image);
         async {
             let repo = Arc::new(self.client.repository(reference.registry(), reference.repository(), credentials));
+            let stored = StoredDocuments(&self.images);
             let planned = tokio::select! {
-                planned = plan::plan(&repo, reference, &self.options.platform) => planned,
+                planned = plan::plan(&repo, reference, &self.options.platform, &stored) => planned,
                 () = cancel.cancelled() => return Err(Error::Cancelled { image: image.clone() }),
             };
             let plan = planned.map_err(|source| Error::Plan {
@@ -569,6 +570,16 @@ impl Puller {
         }
         self.images
             .put(&record(plan.reference.with_digest(plan.target).to_string()))
+    }
+}
+
+/// The documents of earlier pulls (`Images`' blobs), for the plan stage. A blob that cannot be
+/// read counts as absent: the plan then fetches it.
+struct StoredDocuments<'a>(&'a Images);
+
+impl plan::Stored for StoredDocuments<'_> {
+    fn get(&self, digest: &Digest) -> Option<Vec<u8>> {
+        self.0.blob(digest).ok().flatten()
     }
 }
 

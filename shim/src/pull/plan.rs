@@ -130,8 +130,37 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
     out
 }
 
-/// Resolves `reference` on `repo` for `platform`.
-pub async fn plan(repo: &Repository, reference: &Reference, platform: &Platform) -> Result<Plan> {
+/// Documents already on the node, by digest: a platform manifest or config found there (and
+/// hashing to its digest) is not fetched again. The reference's own manifest always is: that
+/// request is the registry's answer to whether these credentials may pull the image
+/// (KEP-2535, kubelet's re-check of a present image with a pod's own credentials).
+pub trait Stored: Sync {
+    /// The bytes stored under `digest`, if any (unverified).
+    fn get(&self, digest: &Digest) -> Option<Vec<u8>>;
+}
+
+/// Nothing stored: every document is fetched.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nothing;
+
+impl Stored for Nothing {
+    fn get(&self, _digest: &Digest) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// The bytes of `digest` from `stored` when they hash to it.
+fn verified(stored: &dyn Stored, digest: &Digest) -> Option<Vec<u8>> {
+    stored.get(digest).filter(|b| Digest::of(b) == *digest)
+}
+
+/// Resolves `reference` on `repo` for `platform`, taking documents `stored` has.
+pub async fn plan(
+    repo: &Repository,
+    reference: &Reference,
+    platform: &Platform,
+    stored: &dyn Stored,
+) -> Result<Plan> {
     let image = reference.to_string();
     let (bytes, content_type, header_digest) = get_document(
         repo,
@@ -164,8 +193,15 @@ pub async fn plan(repo: &Repository, reference: &Reference, platform: &Platform)
             let chosen = chosen.clone();
             let limit = chosen.size.min(MAX_MANIFEST);
             index_bytes = Some(bytes);
-            let (bytes, ct, _) =
-                get_document(repo, &image, "manifests", &chosen.digest.to_string(), limit).await?;
+            let (bytes, ct) = match verified(stored, &chosen.digest) {
+                Some(bytes) => (bytes, None),
+                None => {
+                    let (bytes, ct, _) =
+                        get_document(repo, &image, "manifests", &chosen.digest.to_string(), limit)
+                            .await?;
+                    (bytes, ct)
+                }
+            };
             check(
                 &image,
                 "platform manifest",
@@ -184,7 +220,10 @@ pub async fn plan(repo: &Repository, reference: &Reference, platform: &Platform)
         }
     };
     let config = manifest.config.clone();
-    let config_bytes = get_blob(repo, &image, &config).await?;
+    let config_bytes = match verified(stored, &config.digest) {
+        Some(bytes) => bytes,
+        None => get_blob(repo, &image, &config).await?,
+    };
     let image_config = manifest::parse_config(&config_bytes).map_err(|source| Error::Manifest {
         image: image.clone(),
         source,

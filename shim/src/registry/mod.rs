@@ -22,7 +22,7 @@ use auth::{TokenCache, TokenResponse};
 pub enum Error {
     /// The request could not be sent or its body not read (connection refused or reset,
     /// timeout, TLS failure). The URL is printed without its query, which may hold a signature.
-    #[error("{url}: {}", chain(source))]
+    #[error("{url}: {}{}", chain(source), stalled(source))]
     Transport {
         /// Where the request went.
         url: String,
@@ -109,6 +109,20 @@ impl Error {
 
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a timed-out transfer adds to its error: the one timeout on registry requests is the
+/// progress timeout (reqwest's read timeout), and a pull has no other deadline unless its
+/// caller sets one (kubelet sets none on `PullImage`).
+const STALLED: &str = " (the registry sent nothing for longer than pull.progress_timeout_secs)";
+
+/// [`STALLED`] for a read that timed out (not a connection attempt: that has its own timeout).
+fn stalled(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() && !e.is_connect() {
+        STALLED
+    } else {
+        ""
+    }
+}
 
 /// An error and its causes, `: `-separated: reqwest's own message ("error sending request")
 /// says nothing of the cause (connection refused, certificate not trusted).

@@ -16,6 +16,7 @@ mod kill;
 mod limits;
 mod props;
 mod reliability;
+mod repull;
 mod secrets;
 mod serve;
 mod support;

@@ -197,6 +197,8 @@ struct Shared {
     /// Layer blob requests as they arrive (`bytes=S-E`, or `whole`), and [`STALL_OVER`] when a
     /// stalled body resumes: the count of requests is read from it.
     events: Mutex<Vec<String>>,
+    /// Manifest and config requests answered (`manifest REFERENCE`, `config`), in order.
+    documents: Mutex<Vec<String>>,
     port: AtomicUsize,
 }
 
@@ -215,6 +217,7 @@ impl FaultyRegistry {
             storage_authorization: Mutex::new(Vec::new()),
             token_requests: Mutex::new(Vec::new()),
             events: Mutex::default(),
+            documents: Mutex::default(),
             port: AtomicUsize::new(0),
         });
         let app = axum::Router::new()
@@ -255,6 +258,11 @@ impl FaultyRegistry {
     /// Layer blob requests (`bytes=S-E` or `whole`) and `stall over`, in the order they happened.
     pub fn events(&self) -> Vec<String> {
         self.shared.events.lock().unwrap().clone()
+    }
+
+    /// The manifest and config requests answered (`manifest REFERENCE`, `config`), in order.
+    pub fn document_requests(&self) -> Vec<String> {
+        self.shared.documents.lock().unwrap().clone()
     }
 
     /// The query strings the token endpoint was asked with.
@@ -343,6 +351,11 @@ async fn manifest(
     if !authorized(&shared, &headers) {
         return unauthorized(&shared);
     }
+    shared
+        .documents
+        .lock()
+        .unwrap()
+        .push(format!("manifest {reference}"));
     if let Some(body) = &shared.faults.manifest_body {
         return Response::builder()
             .header(
@@ -390,6 +403,7 @@ async fn blob(
         return Response::builder().status(404).body(Body::empty()).unwrap();
     };
     if digest == shared.image.config_digest {
+        shared.documents.lock().unwrap().push("config".to_owned());
         return Response::new(Body::from(bytes));
     }
     let asked = headers

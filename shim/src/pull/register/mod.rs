@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::containerd::{self, Adoption, Client, MANAGED_LABEL};
+use crate::containerd::{self, Adoption, Client, MANAGED_LABEL, PINNED_LABEL};
 use crate::digest::Digest;
 use crate::images::Record;
 use crate::manifest::{self, Descriptor};
@@ -129,6 +129,9 @@ pub struct Options {
     /// Also record the image under its ID (`sha256:<config hex>`), as containerd's CRI does on
     /// every pull. Default: true.
     pub id_record: bool,
+    /// Label the records [`PINNED_LABEL`], so that containerd's CRI too reports the image
+    /// pinned (kubelet's image garbage collection never removes it). Default: false.
+    pub pinned: bool,
 }
 
 impl Default for Options {
@@ -137,6 +140,7 @@ impl Default for Options {
             snapshotter: "hoist".to_owned(),
             lease_expiry: Duration::from_secs(600),
             id_record: true,
+            pinned: false,
         }
     }
 }
@@ -292,7 +296,10 @@ async fn write_all(
     if options.id_record {
         names.push(record.config.to_string());
     }
-    let labels = BTreeMap::from([(MANAGED_LABEL.0.to_owned(), MANAGED_LABEL.1.to_owned())]);
+    let mut labels = BTreeMap::from([(MANAGED_LABEL.0.to_owned(), MANAGED_LABEL.1.to_owned())]);
+    if options.pinned {
+        labels.insert(PINNED_LABEL.0.to_owned(), PINNED_LABEL.1.to_owned());
+    }
     for name in &names {
         let image = containerd::Image {
             name: name.clone(),
