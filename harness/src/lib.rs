@@ -23,6 +23,7 @@ pub mod containerd;
 pub mod credentials;
 pub mod cri;
 pub mod image;
+pub mod programs;
 pub mod proxy;
 pub mod skopeo;
 pub mod token_issuer;
