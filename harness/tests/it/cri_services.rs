@@ -24,8 +24,12 @@ pub struct Served {
     pub cri: PathBuf,
     /// containerd's socket (its CRI is served there too).
     pub containerd: PathBuf,
+    /// Hoist's snapshots socket, containerd's proxy snapshotter `hoist`.
+    pub snapshots: PathBuf,
     hoist: Option<Child>,
     containerd_child: Option<Child>,
+    /// Whether containerd is the test's own (else another's, which Drop leaves alone).
+    own_containerd: bool,
     insecure: Vec<String>,
 }
 
@@ -45,8 +49,10 @@ impl Served {
             root: dir.join("hoist"),
             cri: dir.join("cri.sock"),
             containerd: containerd_dir.join("containerd.sock"),
+            snapshots: dir.join("hoist.sock"),
             hoist: None,
             containerd_child: None,
+            own_containerd: true,
             insecure: insecure.to_vec(),
         };
         std::fs::write(dir.join("hoist.toml"), config).unwrap();
@@ -54,7 +60,7 @@ impl Served {
         let config = containerd_dir.join("config.toml");
         std::fs::write(
             &config,
-            containerd_config(&containerd_dir, &served.containerd, &served.snapshots()),
+            containerd_config(&containerd_dir, &served.containerd, &served.snapshots),
         )
         .unwrap();
         let log = dir.join("containerd.log");
@@ -80,8 +86,35 @@ impl Served {
         served
     }
 
-    fn snapshots(&self) -> PathBuf {
-        self.dir.join("hoist.sock")
+    /// Starts `hoist serve` beside a running containerd on `containerd` whose proxy snapshotter
+    /// `hoist` is at `snapshots`, with its store at `root` and its CRI socket under `dir`.
+    pub fn attach(
+        dir: &Path,
+        root: &Path,
+        insecure: &[String],
+        containerd: &Path,
+        snapshots: &Path,
+    ) -> Served {
+        let mut served = Served {
+            dir: dir.to_owned(),
+            root: root.to_owned(),
+            cri: dir.join("cri.sock"),
+            containerd: containerd.to_owned(),
+            snapshots: snapshots.to_owned(),
+            hoist: None,
+            containerd_child: None,
+            own_containerd: false,
+            insecure: insecure.to_vec(),
+        };
+        std::fs::write(dir.join("hoist.toml"), "").unwrap();
+        served.start_hoist();
+        served
+    }
+
+    /// Stops `hoist serve` and starts it again on the same store and sockets.
+    pub fn restart_hoist(&mut self) {
+        proxy::stop_children(self.hoist.take());
+        self.start_hoist();
     }
 
     /// Starts (or restarts) `hoist serve`.
@@ -96,7 +129,7 @@ impl Served {
             .arg("--cri-socket")
             .arg(&self.cri)
             .arg("--snapshots-socket")
-            .arg(self.snapshots())
+            .arg(&self.snapshots)
             .arg("--containerd-socket")
             .arg(&self.containerd)
             .args(["--namespace", NAMESPACE])
@@ -108,9 +141,10 @@ impl Served {
             command.args(["--insecure-registry", registry]);
         }
         let _ = std::fs::remove_file(&self.cri);
+        let _ = std::fs::remove_file(&self.snapshots);
         self.hoist = Some(spawn(&log, &mut command));
         wait_until("hoist serve", &log, Duration::from_secs(60), || {
-            self.cri.exists() && self.snapshots().exists()
+            self.cri.exists() && self.snapshots.exists()
         });
     }
 
@@ -155,7 +189,14 @@ impl Served {
 fn spawn(log: &Path, command: &mut Command) -> Child {
     command
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(log).unwrap())
+        // Appended: a restart keeps the first run's log.
+        .stdout(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        )
         .stderr(std::fs::File::options().append(true).open(log).unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("starting {command:?}: {e}"))
@@ -205,6 +246,10 @@ impl Drop for Served {
     fn drop(&mut self) {
         // containerd first, then the snapshotter it was using.
         let children = [self.containerd_child.take(), self.hoist.take()];
-        proxy::stop_all(&self.containerd, children.into_iter().flatten(), &self.dir);
+        if self.own_containerd {
+            proxy::stop_all(&self.containerd, children.into_iter().flatten(), &self.dir);
+        } else {
+            proxy::stop_children(children.into_iter().flatten());
+        }
     }
 }

@@ -24,6 +24,7 @@ mod ecr;
 mod fixtures;
 mod hoist;
 mod mirror;
+mod pod;
 mod proxy;
 mod pull;
 mod push;

@@ -221,6 +221,12 @@ pub fn log_tail(dir: &Path, name: &str) -> String {
 /// whatever is left mounted under `dir`.
 pub fn stop_all(containerd: &Path, children: impl IntoIterator<Item = Child>, dir: &Path) {
     stop_shims(containerd);
+    stop_children(children);
+    unmount_under(dir);
+}
+
+/// Stops `children` in order: TERM, up to 10 s, then KILL.
+pub fn stop_children(children: impl IntoIterator<Item = Child>) {
     for mut child in children {
         kill(child.id(), Signal::TERM);
         let started = Instant::now();
@@ -233,7 +239,6 @@ pub fn stop_all(containerd: &Path, children: impl IntoIterator<Item = Child>, di
         let _ = child.kill();
         let _ = child.wait();
     }
-    unmount_under(dir);
 }
 
 /// containerd's configuration: its own root, state and sockets under `dir`, no CRI, and Hoist.
