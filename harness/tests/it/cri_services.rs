@@ -60,7 +60,7 @@ impl Served {
         let config = containerd_dir.join("config.toml");
         std::fs::write(
             &config,
-            containerd_config(&containerd_dir, &served.containerd, &served.snapshots),
+            containerd_config(&containerd_dir, &served.containerd, &served.snapshots()),
         )
         .unwrap();
         let log = dir.join("containerd.log");
@@ -84,6 +84,10 @@ impl Served {
             served.log_tail("containerd")
         );
         served
+    }
+
+    fn snapshots(&self) -> PathBuf {
+        self.snapshots.clone()
     }
 
     /// Starts `hoist serve` beside a running containerd on `containerd` whose proxy snapshotter
@@ -129,7 +133,7 @@ impl Served {
             .arg("--cri-socket")
             .arg(&self.cri)
             .arg("--snapshots-socket")
-            .arg(&self.snapshots)
+            .arg(self.snapshots())
             .arg("--containerd-socket")
             .arg(&self.containerd)
             .args(["--namespace", NAMESPACE])
@@ -144,7 +148,7 @@ impl Served {
         let _ = std::fs::remove_file(&self.snapshots);
         self.hoist = Some(spawn(&log, &mut command));
         wait_until("hoist serve", &log, Duration::from_secs(60), || {
-            self.cri.exists() && self.snapshots.exists()
+            self.cri.exists() && self.snapshots().exists()
         });
     }
 
