@@ -1,5 +1,8 @@
 //! A small CRI `runtime.v1.ImageService` client over a unix socket: the calls kubelet makes,
-//! for Hoist's `hoist serve` and for containerd's own CRI alike.
+//! for Hoist's `hoist serve` and for containerd's own CRI alike; and [`Runtime`], the
+//! RuntimeService calls kubelet makes of containerd to run a pod.
+
+pub mod runtime;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +13,7 @@ use hoist::proto::cri::v1::image_service_client::ImageServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
 pub use api::{AuthConfig, Image, ImageStatusResponse, PodSandboxConfig};
+pub use runtime::Runtime;
 
 /// A failed CRI call, or no connection.
 #[derive(Debug, thiserror::Error)]
@@ -73,20 +77,25 @@ fn failed(call: &'static str) -> impl FnOnce(tonic::Status) -> Error {
     move |status| Error::Call { call, status }
 }
 
+/// A channel to the unix socket `socket`.
+async fn channel(socket: &Path) -> Result<Channel> {
+    let connect_err = |source| Error::Connect {
+        socket: socket.to_owned(),
+        source,
+    };
+    Endpoint::from_shared(format!("unix://{}", socket.display()))
+        .map_err(connect_err)?
+        .connect()
+        .await
+        .map_err(connect_err)
+}
+
 impl Cri {
     /// Connects to the CRI socket at `socket`.
     pub async fn connect(socket: &Path) -> Result<Cri> {
-        let connect_err = |source| Error::Connect {
-            socket: socket.to_owned(),
-            source,
-        };
-        let channel = Endpoint::from_shared(format!("unix://{}", socket.display()))
-            .map_err(connect_err)?
-            .connect()
-            .await
-            .map_err(connect_err)?;
         Ok(Cri {
-            client: ImageServiceClient::new(channel).max_decoding_message_size(64 << 20),
+            client: ImageServiceClient::new(channel(socket).await?)
+                .max_decoding_message_size(64 << 20),
         })
     }
 

@@ -10,7 +10,9 @@
 //! * [`proxy`]: a shaping, fault-injecting HTTP proxy in front of a registry, to emulate remote
 //!   registries (per-connection and link bandwidth caps, first-byte latency, faults on demand).
 //! * [`cri`]: a CRI ImageService client, so that tests and benchmarks drive Hoist's CRI socket
-//!   and containerd's own through exactly the same calls.
+//!   and containerd's own through exactly the same calls; and the RuntimeService calls that run
+//!   a pod.
+//! * [`programs`]: tiny static programs (a pause, an echo) built with gcc, and images of them.
 //! * [`token_issuer`]: a JWT token issuer for a docker-registry in token-auth mode, counting
 //!   requests and scopes.
 //! * [`tree`]: compare two directory trees, or a tree with the entries an image describes.
@@ -23,6 +25,7 @@ pub mod containerd;
 pub mod credentials;
 pub mod cri;
 pub mod image;
+pub mod programs;
 pub mod proxy;
 pub mod skopeo;
 pub mod token_issuer;

@@ -25,8 +25,12 @@ pub struct Served {
     pub cri: PathBuf,
     /// containerd's socket (its CRI is served there too).
     pub containerd: PathBuf,
+    /// Hoist's snapshots socket, containerd's proxy snapshotter `hoist`.
+    pub snapshots: PathBuf,
     hoist: Option<Child>,
     containerd_child: Option<Child>,
+    /// Whether containerd is the test's own (else another's, which Drop leaves alone).
+    own_containerd: bool,
     insecure: Vec<String>,
 }
 
@@ -46,8 +50,10 @@ impl Served {
             root: dir.join("hoist"),
             cri: dir.join("cri.sock"),
             containerd: containerd_dir.join("containerd.sock"),
+            snapshots: dir.join("hoist.sock"),
             hoist: None,
             containerd_child: None,
+            own_containerd: true,
             insecure: insecure.to_vec(),
         };
         std::fs::write(dir.join("hoist.toml"), config).unwrap();
@@ -95,7 +101,38 @@ impl Served {
     }
 
     fn snapshots(&self) -> PathBuf {
-        self.dir.join("hoist.sock")
+        self.snapshots.clone()
+    }
+
+    /// Starts `hoist serve` beside a running containerd on `containerd` whose proxy snapshotter
+    /// `hoist` is at `snapshots`, with its store at `root` and its CRI socket under `dir`.
+    pub fn attach(
+        dir: &Path,
+        root: &Path,
+        insecure: &[String],
+        containerd: &Path,
+        snapshots: &Path,
+    ) -> Served {
+        let mut served = Served {
+            dir: dir.to_owned(),
+            root: root.to_owned(),
+            cri: dir.join("cri.sock"),
+            containerd: containerd.to_owned(),
+            snapshots: snapshots.to_owned(),
+            hoist: None,
+            containerd_child: None,
+            own_containerd: false,
+            insecure: insecure.to_vec(),
+        };
+        std::fs::write(dir.join("hoist.toml"), "").unwrap();
+        served.start_hoist();
+        served
+    }
+
+    /// Stops `hoist serve` and starts it again on the same store and sockets.
+    pub fn restart_hoist(&mut self) {
+        proxy::stop_children(self.hoist.take());
+        self.start_hoist();
     }
 
     /// Starts (or restarts) `hoist serve`.
@@ -122,6 +159,7 @@ impl Served {
             command.args(["--insecure-registry", registry]);
         }
         let _ = std::fs::remove_file(&self.cri);
+        let _ = std::fs::remove_file(&self.snapshots);
         self.hoist = Some(spawn(&log, &mut command));
         wait_until("hoist serve", &log, Duration::from_secs(60), || {
             self.cri.exists() && self.snapshots().exists()
@@ -169,7 +207,14 @@ impl Served {
 fn spawn(log: &Path, command: &mut Command) -> Child {
     command
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(log).unwrap())
+        // Appended: a restart keeps the first run's log.
+        .stdout(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        )
         .stderr(std::fs::File::options().append(true).open(log).unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("starting {command:?}: {e}"))
@@ -179,6 +224,10 @@ impl Drop for Served {
     fn drop(&mut self) {
         // containerd first, then the snapshotter it was using.
         let children = [self.containerd_child.take(), self.hoist.take()];
-        proxy::stop_all(&self.containerd, children.into_iter().flatten(), &self.dir);
+        if self.own_containerd {
+            proxy::stop_all(&self.containerd, children.into_iter().flatten(), &self.dir);
+        } else {
+            proxy::stop_children(children.into_iter().flatten());
+        }
     }
 }

@@ -27,6 +27,7 @@ mod fixtures;
 mod hoist;
 mod mirror;
 mod node_config;
+mod pod;
 mod proxy;
 mod pull;
 mod push;

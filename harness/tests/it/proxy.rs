@@ -224,11 +224,8 @@ pub fn log_tail(dir: &Path, name: &str) -> String {
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
-/// Stops what a test started under `dir` beside the containerd on `containerd`: its shims and
-/// their containers, then `children` in order (TERM, up to 10 s, then KILL), then unmounts
-/// whatever is left mounted under `dir`.
-pub fn stop_all(containerd: &Path, children: impl IntoIterator<Item = Child>, dir: &Path) {
-    stop_shims(containerd);
+/// Stops `children` in order: TERM, up to 10 s, then KILL.
+pub fn stop_children(children: impl IntoIterator<Item = Child>) {
     for mut child in children {
         kill(child.id(), Signal::TERM);
         let started = Instant::now();
@@ -241,6 +238,14 @@ pub fn stop_all(containerd: &Path, children: impl IntoIterator<Item = Child>, di
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// Stops what a test started under `dir` beside the containerd on `containerd`: its shims and
+/// their containers, then `children` in order (TERM, up to 10 s, then KILL), then unmounts
+/// whatever is left mounted under `dir`.
+pub fn stop_all(containerd: &Path, children: impl IntoIterator<Item = Child>, dir: &Path) {
+    stop_shims(containerd);
+    stop_children(children);
     unmount_under(dir);
 }
 

@@ -1,12 +1,24 @@
 //! The services the tests run against, found through the environment scripts/lib.sh sets.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
+
+use hoist_harness::cri::Runtime;
+use rustix::process::{Pid, Signal, kill_process};
 
 use hoist_harness::Credentials;
 use hoist_harness::containerd::{Ctr, PullOptions};
 
+use crate::cri_services::Served;
+use crate::proxy;
+
 /// Namespace of everything the tests put in containerd.
 pub const NAMESPACE: &str = "hoist-test";
+
+/// How long a restart of the test containerd may take: stopping, starting, its CRI answering.
+const RESTART: Duration = Duration::from_secs(120);
 
 fn required(name: &str) -> String {
     match std::env::var(name) {
@@ -33,9 +45,103 @@ pub fn auth_registry() -> (String, Credentials) {
     (host, creds)
 }
 
-/// A ctr client of the test containerd, in [`NAMESPACE`].
-pub fn ctr() -> Ctr {
-    Ctr::new(required("HOIST_TEST_CONTAINERD_SOCKET"), NAMESPACE)
+/// Held shared by every test that uses the test containerd, and alone by
+/// [`restart_containerd`], so that no test meets it down.
+static CONTAINERD: RwLock<()> = RwLock::new(());
+
+/// A ctr client of the test containerd, in [`NAMESPACE`]; containerd is not restarted while it
+/// lives.
+pub fn ctr() -> Shared<Ctr> {
+    Shared {
+        value: Ctr::new(required("HOIST_TEST_CONTAINERD_SOCKET"), NAMESPACE),
+        _guard: CONTAINERD.read().unwrap_or_else(PoisonError::into_inner),
+    }
+}
+
+/// A client of the test containerd, with the shared hold on it.
+#[derive(Debug)]
+pub struct Shared<T> {
+    value: T,
+    _guard: RwLockReadGuard<'static, ()>,
+}
+
+impl<T> std::ops::Deref for Shared<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// Restarts the test containerd as scripts/lib.sh runs it: SIGTERM to the pid in
+/// `containerd.pid` beside `config`, then `containerd --config CONFIG` in a session of its own,
+/// its log appended to `containerd.log` there and its pid written back (the scripts stop that
+/// pid); returns once its CRI on `socket` answers `Version`.
+pub async fn restart_containerd(config: &Path, socket: &Path) -> Runtime {
+    let dir = config.parent().unwrap();
+    let pid_file = dir.join("containerd.pid");
+    let log = dir.join("containerd.log");
+    {
+        // With the test containerd to itself: no `ctr` client is alive meanwhile.
+        let _alone = CONTAINERD.write().unwrap_or_else(PoisonError::into_inner);
+        let old: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        kill_process(Pid::from_raw(old).unwrap(), Signal::TERM).unwrap();
+        assert!(
+            Served::eventually(RESTART, || exited(old)),
+            "containerd {old} still running {RESTART:?} after SIGTERM"
+        );
+        let append = || {
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap()
+        };
+        // setsid execs containerd in place (the child leads no process group): its pid is the
+        // child's.
+        #[allow(clippy::zombie_processes)] // it outlives the test; the scripts stop it by pid
+        let child = Command::new("setsid")
+            .arg("containerd")
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(append())
+            .stderr(append())
+            .spawn()
+            .unwrap();
+        std::fs::write(&pid_file, format!("{}\n", child.id())).unwrap();
+        proxy::wait_until("containerd", &log, RESTART, || {
+            proxy::ctr(socket, NAMESPACE, &["version"]).status.success()
+        });
+    }
+    let started = Instant::now();
+    loop {
+        if let Ok(runtime) = Runtime::connect(socket).await
+            && runtime.version().await.is_ok()
+        {
+            return runtime;
+        }
+        assert!(
+            started.elapsed() < RESTART,
+            "containerd's CRI did not answer Version within {RESTART:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether `pid` has exited: gone, or a zombie its parent has yet to reap.
+fn exited(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
 }
 
 /// A fresh directory for mount targets beside the containerd root, so that
