@@ -424,6 +424,16 @@ disabled_plugins = [$disabled]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
 EOT
+    # Without CAP_SYS_RESOURCE (a container or sandbox as root), runc cannot lower a pod's
+    # oom_score_adj to the -998 containerd asks for a sandbox, and RunPodSandbox fails with
+    # "can't get final child's PID from pipe: EOF"; containerd then keeps its own score.
+    if ! _hoist_has_cap 24; then
+        if ((major == 1)); then
+            printf '  restrict_oom_score_adj = true\n' >>"$dir/config.test.toml"
+        else
+            printf '\n[plugins."io.containerd.cri.v1.runtime"]\n  restrict_oom_score_adj = true\n' >>"$dir/config.test.toml"
+        fi
+    fi
     # Top-level keys go right after `version`, a table's keys right after its header when the
     # node config has that table, and the other tables at the end.
     {
@@ -447,6 +457,14 @@ EOT
         return 1
     }
     rm -f "$dir/config.test.toml"
+}
+
+# _hoist_has_cap BIT: whether this shell's effective capabilities hold capability BIT
+# (linux/capability.h: 24 is CAP_SYS_RESOURCE).
+_hoist_has_cap() {
+    local eff
+    eff=$(awk '$1 == "CapEff:" {print $2}' /proc/self/status 2>/dev/null) || return 1
+    [[ -n $eff ]] && (((0x$eff >> $1) & 1))
 }
 
 # _hoist_cri_snapshotter CONFIG: the snapshotter containerd's CRI uses with CONFIG, as containerd
