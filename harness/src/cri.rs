@@ -2,6 +2,7 @@
 //! for Hoist's `hoist serve` and for containerd's own CRI alike; and [`Runtime`], the
 //! RuntimeService calls kubelet makes of containerd to run a pod.
 
+pub mod pod;
 pub mod runtime;
 
 use std::collections::HashMap;

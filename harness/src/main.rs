@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use hoist_harness::bench;
 use hoist_harness::image::{self, Compression, Generated, MediaTypes, Mix};
+use hoist_harness::programs::Program;
 
 #[derive(Debug, Parser)]
 #[command(name = "hoist-bench", about = "Hoist's benchmark and test harness")]
@@ -26,6 +27,39 @@ enum Commands {
     /// The floor of one image: its layer blobs from an OCI layout on local disk, verified,
     /// decoded and unpacked with Hoist's stages on all cores (run by `run` as a child).
     Floor(FloorArgs),
+    /// Kubelet's calls, by hand: pull through a CRI ImageService, or run an image in a pod.
+    #[command(subcommand)]
+    Cri(CriCommands),
+}
+
+#[derive(Debug, Subcommand)]
+enum CriCommands {
+    /// PullImage on a CRI socket (Hoist's or containerd's); prints the image ID and seconds.
+    Pull {
+        /// The CRI socket.
+        #[arg(long)]
+        socket: PathBuf,
+        /// The image.
+        image: String,
+    },
+    /// Runs an image once in a new host-network pod through a runtime's CRI (containerd's), as
+    /// kubelet would, and prints what the container wrote; exits non-zero if it did.
+    Run {
+        /// The runtime's CRI socket.
+        #[arg(long)]
+        socket: PathBuf,
+        /// The image's ID (as kubelet names it to the runtime).
+        #[arg(long)]
+        id: String,
+        /// The image as the pod spec names it (`user_specified_image`).
+        #[arg(long)]
+        tag: String,
+        /// The pod's log directory (created).
+        #[arg(long)]
+        logs: PathBuf,
+        /// Arguments to the image's entrypoint.
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,6 +157,10 @@ struct ImageArgs {
     /// Name of the image in index.json (org.opencontainers.image.ref.name).
     #[arg(long, default_value = "latest")]
     reference: String,
+    /// Also put this static program (built with gcc) at /NAME in a layer of its own on top, as
+    /// the image's entrypoint: `pause` (a sandbox image, with --layers 0) or `echo`.
+    #[arg(long, value_enum)]
+    program: Option<ProgramArg>,
     /// gzip level, 0-9.
     #[arg(long, default_value_t = 6)]
     gzip_level: u32,
@@ -148,6 +186,12 @@ enum CompressionArg {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProgramArg {
+    Pause,
+    Echo,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum MediaTypesArg {
     Oci,
     Docker,
@@ -163,6 +207,7 @@ fn main() -> std::process::ExitCode {
         Commands::Run(args) => run(args),
         Commands::Proxy(args) => proxy(args),
         Commands::Floor(args) => floor(args),
+        Commands::Cri(command) => cri(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -201,7 +246,22 @@ fn write_image(args: ImageArgs) -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
         options.threads = threads;
     }
-    let image = generated.image().with_media_types(media_types);
+    let mut image = if args.layers == 0 {
+        image::Image::new(Vec::new())
+    } else {
+        generated.image()
+    };
+    if let Some(program) = args.program {
+        let program = match program {
+            ProgramArg::Pause => Program::Pause,
+            ProgramArg::Echo => Program::Echo,
+        };
+        let build = tempfile::tempdir().context("a directory to build the program in")?;
+        program
+            .add_to(&mut image, build.path())
+            .with_context(|| format!("building {}", program.name()))?;
+    }
+    let image = image.with_media_types(media_types);
     let written = image::layout::write(&image, &args.out, &args.reference, &options)
         .with_context(|| format!("writing image layout {}", args.out.display()))?;
     let mut stdout = std::io::stdout().lock();
@@ -306,4 +366,40 @@ fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
             _ = term.recv() => Ok(()),
         }
     })
+}
+
+fn cri(command: CriCommands) -> anyhow::Result<()> {
+    use hoist_harness::cri::{Cri, PullContext, Runtime, pod};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        CriCommands::Pull { socket, image } => runtime.block_on(async {
+            let cri = Cri::connect(&socket).await?;
+            let started = std::time::Instant::now();
+            let id = cri.pull(&image, &PullContext::default()).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            writeln!(stdout, "{id} {seconds:.3}").context("printing the result")
+        }),
+        CriCommands::Run {
+            socket,
+            id,
+            tag,
+            logs,
+            args,
+        } => runtime.block_on(async {
+            std::fs::create_dir_all(&logs)
+                .with_context(|| format!("creating {}", logs.display()))?;
+            let cri = Runtime::connect(&socket).await?;
+            let within = std::time::Duration::from_secs(120);
+            let ran = pod::run_once(&cri, &id, &tag, &args, &logs, within).await?;
+            for (stream, text) in &ran.log {
+                writeln!(stdout, "{stream}: {text}").context("printing the log")?;
+            }
+            anyhow::ensure!(ran.exit_code == 0, "the container exited {}", ran.exit_code);
+            Ok(())
+        }),
+    }
 }

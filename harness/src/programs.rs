@@ -130,14 +130,22 @@ impl Program {
 
     /// A one-layer gzip image holding the program built in `dir` as `/NAME`, its entrypoint.
     pub fn image(self, dir: &Path) -> Result<Image> {
+        let mut image = Image::new(Vec::new());
+        self.add_to(&mut image, dir)?;
+        Ok(image)
+    }
+
+    /// Puts the program built in `dir` on top of `image` as `/NAME`, in a gzip layer of its
+    /// own, and makes it the entrypoint.
+    pub fn add_to(self, image: &mut Image, dir: &Path) -> Result<()> {
         let binary = self.build(dir)?;
         let path = self.name();
-        let mut image = Image::new(vec![Layer::new(
+        image.layers.push(Layer::new(
             vec![Entry::file(path, binary).with_mode(0o755)],
             Compression::Gzip,
-        )]);
+        ));
         image.config.entrypoint = vec![format!("/{path}")];
-        Ok(image)
+        Ok(())
     }
 }
 

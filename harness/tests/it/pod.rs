@@ -7,11 +7,11 @@
 //! beside it. Root, the real containerd and runc (`..._needs_containerd`).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hoist::proto::cri::v1 as api;
-use hoist_harness::cri::runtime::{ContainerState, ContainerStatus, PodSandboxState};
-use hoist_harness::cri::{PullContext, Runtime};
+use hoist_harness::cri::runtime::PodSandboxState;
+use hoist_harness::cri::{PullContext, Runtime, pod};
 use hoist_harness::image::layout;
 use hoist_harness::programs::Program;
 use hoist_harness::skopeo;
@@ -54,63 +54,6 @@ fn push_as(image: &hoist_harness::image::Image, dir: &Path, reference: &str) -> 
     let (repository, tag) = reference.rsplit_once(':').unwrap();
     skopeo::push(&written, repository, tag, &[], &skopeo::Options::default()).unwrap();
     written
-}
-
-/// A host-network pod's sandbox config, as kubelet sends it.
-fn pod_config(logs: &Path) -> api::PodSandboxConfig {
-    let namespaces = api::NamespaceOption {
-        network: api::NamespaceMode::Node.into(),
-        pid: api::NamespaceMode::Container.into(),
-        ipc: api::NamespaceMode::Pod.into(),
-        ..api::NamespaceOption::default()
-    };
-    api::PodSandboxConfig {
-        metadata: Some(api::PodSandboxMetadata {
-            name: "hoist-pod".to_owned(),
-            uid: format!("hoist-pod-{}", std::process::id()),
-            namespace: "hoist-test".to_owned(),
-            attempt: 0,
-        }),
-        log_directory: logs.display().to_string(),
-        linux: Some(api::LinuxPodSandboxConfig {
-            security_context: Some(api::LinuxSandboxSecurityContext {
-                namespace_options: Some(namespaces),
-                ..api::LinuxSandboxSecurityContext::default()
-            }),
-            ..api::LinuxPodSandboxConfig::default()
-        }),
-        ..api::PodSandboxConfig::default()
-    }
-}
-
-/// The container kubelet creates for image `id` that the pod spec names `tag`.
-fn container_config(id: &str, tag: &str, pod: &api::PodSandboxConfig) -> api::ContainerConfig {
-    let namespaces = pod
-        .linux
-        .as_ref()
-        .and_then(|l| l.security_context.as_ref())
-        .and_then(|s| s.namespace_options.clone());
-    api::ContainerConfig {
-        metadata: Some(api::ContainerMetadata {
-            name: "echo".to_owned(),
-            attempt: 0,
-        }),
-        image: Some(api::ImageSpec {
-            image: id.to_owned(),
-            user_specified_image: tag.to_owned(),
-            ..api::ImageSpec::default()
-        }),
-        args: vec![LINE.to_owned()],
-        log_path: "echo/0.log".to_owned(),
-        linux: Some(api::LinuxContainerConfig {
-            security_context: Some(api::LinuxContainerSecurityContext {
-                namespace_options: namespaces,
-                ..api::LinuxContainerSecurityContext::default()
-            }),
-            ..api::LinuxContainerConfig::default()
-        }),
-        ..api::ContainerConfig::default()
-    }
 }
 
 /// A pod sandbox that is stopped and removed on drop (a failed assertion included), so that no
@@ -169,23 +112,6 @@ impl Drop for Pod {
             // Said, not raised: the test is failing already; the scripts stop what is left.
             eprintln!("pod {}: removing it after the failure: {error}", self.id);
         }
-    }
-}
-
-/// Polls `ContainerStatus` until the container has exited.
-async fn exited(runtime: &Runtime, id: &str) -> ContainerStatus {
-    let started = Instant::now();
-    loop {
-        let status = runtime.container_status(id).await.unwrap();
-        if status.state == i32::from(ContainerState::ContainerExited) {
-            return status;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "container {id} still {:?} after {WAIT:?}",
-            status.state()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -271,7 +197,7 @@ async fn pod_flow_kubelet_drives_needs_containerd() {
 
     // 2. RunPodSandbox, host network: containerd pulls the sandbox image into Hoist's store.
     let logs = tmp.path().join("logs");
-    let pod_config = pod_config(&logs);
+    let pod_config = pod::sandbox_config("hoist-pod", "hoist-test", &logs);
     let mut pod = Pod::run(&runtime, &socket, &pod_config).await;
     let status = runtime.pod_sandbox_status(&pod.id).await.unwrap();
     assert_eq!(status.state(), PodSandboxState::SandboxReady);
@@ -285,7 +211,8 @@ async fn pod_flow_kubelet_drives_needs_containerd() {
     );
 
     // 3. CreateContainer as kubelet calls it: the image by ID, the pod spec's name beside it.
-    let container_config = container_config(&id, &tag, &pod_config);
+    let container_config =
+        pod::container_config("echo", &id, &tag, &[LINE.to_owned()], &pod_config);
     let container = runtime
         .create_container(&pod.id, &container_config, &pod_config)
         .await
@@ -293,16 +220,15 @@ async fn pod_flow_kubelet_drives_needs_containerd() {
 
     // 4. StartContainer; it exits 0, its line in its CRI log (`TIMESTAMP stdout F LINE`).
     runtime.start_container(&container).await.unwrap();
-    let status = exited(&runtime, &container).await;
+    let status = pod::exited(&runtime, &container, WAIT).await.unwrap();
     assert_eq!(status.exit_code, 0, "{status:?}");
     assert_eq!(
         status.image.as_ref().map(|i| i.image.as_str()),
         Some(tag.as_str())
     );
-    let log = std::fs::read_to_string(logs.join("echo/0.log")).unwrap();
-    let lines: Vec<Vec<&str>> = log.lines().map(|l| l.splitn(4, ' ').collect()).collect();
+    let log = std::fs::read_to_string(logs.join(&container_config.log_path)).unwrap();
     assert!(
-        lines.iter().any(|f| f[1..] == ["stdout", "F", LINE]),
+        pod::log_lines(&log).contains(&("stdout".to_owned(), LINE.to_owned())),
         "{log:?}"
     );
 
