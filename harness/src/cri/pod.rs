@@ -131,7 +131,7 @@ pub async fn run_once(
 ) -> Result<Ran> {
     let pod = sandbox_config("hoist-run", "default", logs);
     let sandbox = runtime.run_pod_sandbox(&pod).await?;
-    let ran = async {
+    let ran = Box::pin(async {
         let config = container_config("run", id, tag, args, &pod);
         let container = runtime.create_container(&sandbox, &config, &pod).await?;
         runtime.start_container(&container).await?;
@@ -141,7 +141,7 @@ pub async fn run_once(
             exit_code: status.exit_code,
             log: log_lines(&log),
         })
-    }
+    })
     .await;
     let stopped = runtime.stop_pod_sandbox(&sandbox).await;
     let removed = runtime.remove_pod_sandbox(&sandbox).await;
