@@ -4,6 +4,11 @@
 //! `capabilities`, `ca`, `skip_verify`, `header`) so that operators configure them once. A
 //! `ca` or `skip_verify` applies to the host it is written for only (see [`super::tls`]).
 //!
+//! As in containerd, only a host with the `resolve` capability is asked which manifest a tag
+//! names (or for anything else not addressed by digest); a `pull`-only host serves manifests
+//! and blobs by digest, which the puller verifies, and so cannot substitute another image.
+//! Mirrors in Hoist's own config resolve, as containerd's `registry.mirrors` do.
+//!
 //! Header values can be credentials (`Authorization`): they are marked sensitive, `Debug`
 //! shows their names only, and no error quotes a value or a line of the file.
 
@@ -24,6 +29,9 @@ pub struct Mirror {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Its CA files and `skip_verify` (hosts.toml), for connections to its host only.
     pub tls: HostTls,
+    /// Whether it may be asked for what is not addressed by digest (a manifest by tag):
+    /// hosts.toml `resolve` capability. `false`: manifests and blobs by digest only.
+    pub resolve: bool,
 }
 
 impl fmt::Debug for Mirror {
@@ -37,6 +45,7 @@ impl fmt::Debug for Mirror {
             .field("base", &super::display_url(&self.base))
             .field("headers", &headers)
             .field("tls", &self.tls)
+            .field("resolve", &self.resolve)
             .finish()
     }
 }
@@ -57,6 +66,22 @@ fn without_userinfo(url: &str) -> String {
         format!("{scheme}://")
     };
     format!("{scheme}{authority}{path}")
+}
+
+/// Whether `url` is `…/v2/REPOSITORY/manifests/DIGEST` or `…/blobs/DIGEST`: content whose
+/// bytes are checked against its address, as opposed to a tag, a tag list or the API root.
+fn by_digest(url: &reqwest::Url) -> bool {
+    let Some(rest) = url.path().strip_prefix("/v2/") else {
+        return false;
+    };
+    let mut segments = rest.rsplit('/');
+    let (Some(reference), Some(kind), Some(_repository)) =
+        (segments.next(), segments.next(), segments.next())
+    else {
+        return false;
+    };
+    matches!(kind, "manifests" | "blobs")
+        && reference.parse::<crate::digest::Digest>().is_ok()
 }
 
 /// Stands for a header value in `Debug` output.
@@ -173,7 +198,7 @@ fn elide_quoted(message: &str) -> String {
 }
 
 impl Mirror {
-    /// A mirror at `url` with no extra settings.
+    /// A mirror at `url` with no extra settings, which resolves tags.
     pub fn new(url: &str) -> Result<Mirror, Error> {
         let with_scheme = if url.contains("://") {
             url.to_owned()
@@ -197,7 +222,14 @@ impl Mirror {
             base,
             headers: Vec::new(),
             tls: HostTls::default(),
+            resolve: true,
         })
+    }
+
+    /// Whether this mirror may be sent `url` (on the upstream registry): anything when it
+    /// resolves, else only a manifest or blob by digest, whose answer is checked against it.
+    pub fn may_serve(&self, url: &reqwest::Url) -> bool {
+        self.resolve || by_digest(url)
     }
 
     /// `url` (on the upstream registry, `…/v2/…`) on this mirror, or `None` if it is not a
@@ -284,7 +316,8 @@ pub struct Hosts {
     pub server: Option<reqwest::Url>,
     /// The top-level `ca` and `skip_verify`, for connections to the server only.
     pub tls: HostTls,
-    /// The `[host."…"]` entries with the `pull` capability, in file order.
+    /// The `[host."…"]` entries with the `pull` capability, in file order; those without
+    /// `resolve` are asked for content by digest only.
     pub mirrors: Vec<Mirror>,
 }
 
@@ -321,7 +354,9 @@ fn ca_list(ca: Option<&CaField>) -> Vec<PathBuf> {
 }
 
 /// Parses one hosts.toml; hosts keep their order in the file. Hosts without the `pull`
-/// capability are skipped; `server` is the registry itself, not a mirror.
+/// capability are skipped, and hosts without `resolve` are not asked for tags (no
+/// `capabilities` means all of them, as in containerd); `server` is the registry itself, not
+/// a mirror.
 pub fn parse_hosts(text: &str) -> Result<Hosts, HostsError> {
     let parsed: HostsToml = toml::from_str(text).map_err(|e| HostsError::syntax(text, &e))?;
     let server = match &parsed.server {
@@ -337,6 +372,10 @@ pub fn parse_hosts(text: &str) -> Result<Hosts, HostsError> {
             continue;
         }
         let mut m = Mirror::new(url)?;
+        m.resolve = h
+            .capabilities
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|c| c == "resolve"));
         m.tls = HostTls {
             ca: ca_list(h.ca.as_ref()),
             skip_verify: h.skip_verify,
@@ -411,6 +450,7 @@ ca = ["/etc/certs/hub.pem"]
         assert!(mirrors[1].tls.skip_verify && mirrors[1].tls.ca.is_empty());
         assert_eq!(mirrors[0].tls.ca, [PathBuf::from("/etc/certs/mirror.pem")]);
         assert!(!mirrors[0].tls.skip_verify);
+        assert!(mirrors[0].resolve && !mirrors[1].resolve, "only `resolve` resolves");
         let url = reqwest::Url::parse(
             "https://registry-1.docker.io/v2/library/alpine/blobs/sha256:ab?x=1",
         )
@@ -520,6 +560,35 @@ ca = ["/etc/certs/hub.pem"]
             !shown.contains("pw-sekrit") && shown.contains("m.example"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_pull_only_mirror_is_sent_content_by_digest_only() {
+        let text = "[host.\"http://pull.example\"]\n  capabilities = [\"pull\"]\n\
+                    [host.\"http://all.example\"]\n";
+        let hosts = parse_hosts(text).unwrap();
+        let (pull_only, all) = (&hosts.mirrors[0], &hosts.mirrors[1]);
+        assert!(all.resolve, "no capabilities: all of them");
+        assert!(Mirror::new("https://from-config.example").unwrap().resolve);
+        let digest = crate::digest::Digest::of(b"x");
+        let url = |path: &str| reqwest::Url::parse(&format!("https://r.example{path}")).unwrap();
+        for path in [
+            format!("/v2/library/alpine/manifests/{digest}"),
+            format!("/v2/a/manifests/b/blobs/{digest}"),
+        ] {
+            assert!(pull_only.may_serve(&url(&path)), "{path}");
+        }
+        for path in [
+            "/v2/library/alpine/manifests/3.20".to_owned(),
+            format!("/v2/a/blobs/{digest}/manifests/latest"),
+            "/v2/library/alpine/manifests/sha256:abc".to_owned(),
+            "/v2/library/alpine/tags/list".to_owned(),
+            format!("/v2/manifests/{digest}"),
+            "/v2/".to_owned(),
+        ] {
+            assert!(!pull_only.may_serve(&url(&path)), "{path}");
+            assert!(all.may_serve(&url(&path)), "{path}");
+        }
     }
 
     fn mirror_bases(text: &str) -> Vec<String> {

@@ -354,7 +354,8 @@ impl Repository {
     }
 
     /// Sends `GET url` to this registry's mirrors in order, without credentials (they are
-    /// the upstream's); the first success answers. `None` when none did.
+    /// the upstream's); the first success answers. `None` when none did. A mirror without
+    /// `resolve` is sent manifests and blobs by digest only, never a tag.
     async fn get_from_mirrors(
         &self,
         url: &reqwest::Url,
@@ -365,7 +366,7 @@ impl Repository {
             .mirrors
             .get(&self.registry)
             .or_else(|| self.client.mirrors.get("*"))?;
-        for m in mirrors {
+        for m in mirrors.iter().filter(|m| m.may_serve(url)) {
             let Some(mirror_url) = m.rewrite(url) else {
                 continue;
             };
