@@ -80,8 +80,7 @@ fn by_digest(url: &reqwest::Url) -> bool {
     else {
         return false;
     };
-    matches!(kind, "manifests" | "blobs")
-        && reference.parse::<crate::digest::Digest>().is_ok()
+    matches!(kind, "manifests" | "blobs") && reference.parse::<crate::digest::Digest>().is_ok()
 }
 
 /// Stands for a header value in `Debug` output.
@@ -450,7 +449,10 @@ ca = ["/etc/certs/hub.pem"]
         assert!(mirrors[1].tls.skip_verify && mirrors[1].tls.ca.is_empty());
         assert_eq!(mirrors[0].tls.ca, [PathBuf::from("/etc/certs/mirror.pem")]);
         assert!(!mirrors[0].tls.skip_verify);
-        assert!(mirrors[0].resolve && !mirrors[1].resolve, "only `resolve` resolves");
+        assert!(
+            mirrors[0].resolve && !mirrors[1].resolve,
+            "only `resolve` resolves"
+        );
         let url = reqwest::Url::parse(
             "https://registry-1.docker.io/v2/library/alpine/blobs/sha256:ab?x=1",
         )

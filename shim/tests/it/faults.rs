@@ -1,6 +1,8 @@
 //! Pulls against the in-process faulty registry: each fault ends either in success after a
 //! retry with the right bytes, or in a clear error with nothing left in the store.
 
+mod mirror_lies;
+
 use hoist::registry::{Credentials, Secret};
 
 use crate::reliability::{Outcome, record};
