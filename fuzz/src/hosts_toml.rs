@@ -6,7 +6,8 @@
 //! itself:
 //! * parsing is deterministic (up to the order of headers, see `Seen`);
 //! * the mirrors are exactly the entries of the `host` table whose `capabilities` are absent
-//!   or include `pull`, in document order (the model reads the TOML value, whose tables keep
+//!   or include `pull`, in document order, resolving tags when `capabilities` are absent or
+//!   include `resolve` (the model reads the TOML value, whose tables keep
 //!   document order through the `toml` crate's `preserve_order`, which `hoist` enables), each with its own `skip_verify`, headers and CA files, and
 //!   the top-level `server`, `ca` and `skip_verify` belong to the server alone;
 //! * the server and every mirror base are absolute http(s) URLs with a host, ending in `/` and
@@ -26,6 +27,7 @@ struct Seen {
     headers: Vec<(String, String)>,
     ca: Vec<PathBuf>,
     skip_verify: bool,
+    resolve: bool,
 }
 
 fn seen(m: &Mirror) -> Seen {
@@ -43,6 +45,7 @@ fn seen(m: &Mirror) -> Seen {
         headers,
         ca: m.tls.ca.clone(),
         skip_verify: m.tls.skip_verify,
+        resolve: m.resolve,
     }
 }
 
@@ -125,15 +128,15 @@ fn model(text: &str) -> Option<Parsed> {
     let mut mirrors = Vec::new();
     for (key, entry) in hosts.into_iter().flatten() {
         let entry = entry.as_table().expect("a host was accepted as a table");
-        let pulls = match entry.get("capabilities") {
+        let has = |capability: &str| match entry.get("capabilities") {
             None => true,
             Some(c) => c
                 .as_array()
                 .expect("capabilities were accepted as a list")
                 .iter()
-                .any(|c| c.as_str() == Some("pull")),
+                .any(|c| c.as_str() == Some(capability)),
         };
-        if !pulls {
+        if !has("pull") {
             continue;
         }
         let mut headers = Vec::new();
@@ -160,6 +163,7 @@ fn model(text: &str) -> Option<Parsed> {
             headers,
             ca: ca_of(entry),
             skip_verify: skip_verify_of(entry),
+            resolve: has("resolve"),
         });
     }
     Some(Parsed {
@@ -242,8 +246,13 @@ fn render(parsed: &Parsed) -> String {
     );
     for m in &parsed.mirrors {
         text += &format!(
-            "\n[host.{}]\ncapabilities = [\"pull\", \"resolve\"]\nca = {}\nskip_verify = {}\n",
+            "\n[host.{}]\ncapabilities = [{}]\nca = {}\nskip_verify = {}\n",
             quoted(&m.base),
+            if m.resolve {
+                "\"pull\", \"resolve\""
+            } else {
+                "\"pull\""
+            },
             list(&m.ca),
             m.skip_verify
         );
