@@ -49,6 +49,17 @@ pub enum Error {
         /// What the registry or token service said.
         detail: String,
     },
+    /// The `Authorization` value made from the credentials (or from the token service's token)
+    /// is not a valid HTTP header value: a control character such as a newline, or a byte
+    /// outside visible ASCII. Sending it empty instead would turn a typo in a pull secret into
+    /// a misleading "credentials were refused". The value itself is never shown.
+    #[error(
+        "registry {registry}: the credentials cannot be sent: the Authorization value holds a control character or non-ASCII byte"
+    )]
+    BadAuthorization {
+        /// The registry host.
+        registry: String,
+    },
     /// The registry's authentication challenge is not usable.
     #[error("registry {registry}: {source}")]
     Challenge {
@@ -88,7 +99,10 @@ impl Error {
             },
             Error::Unauthenticated { .. } => Kind::Unauthenticated,
             Error::Challenge { .. } => Kind::Unauthenticated,
-            Error::Ca { .. } | Error::Build(_) | Error::Mirror(_) => Kind::InvalidArgument,
+            Error::Ca { .. }
+            | Error::Build(_)
+            | Error::Mirror(_)
+            | Error::BadAuthorization { .. } => Kind::InvalidArgument,
         }
     }
 
@@ -430,21 +444,19 @@ impl Repository {
         {
             return Ok(response);
         }
-        let send = |auth: Option<Secret>| {
+        let send = |auth: Option<HeaderValue>| {
             let mut req = self.client.http_for(url).get(url.clone());
             for (k, v) in headers {
                 req = req.header(k, v);
             }
             if let Some(auth) = auth {
-                let mut value = HeaderValue::from_str(auth.expose())
-                    .unwrap_or_else(|_| HeaderValue::from_static(""));
-                value.set_sensitive(true);
-                req = req.header(header::AUTHORIZATION, value);
+                req = req.header(header::AUTHORIZATION, auth);
             }
             req.send()
         };
         let sent = self.current_authorization();
-        let response = send(sent.clone()).await.map_err(transport(url))?;
+        let value = sent.as_ref().map(|a| self.header_value(a)).transpose()?;
+        let response = send(value).await.map_err(transport(url))?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -465,11 +477,13 @@ impl Repository {
         let mut refused = sent;
         for _ in 0..3 {
             let (auth, fresh) = self.authorize(&challenge, refused.as_ref()).await?;
+            // Checked before it is kept, so a value that cannot be sent is never reused.
+            let value = self.header_value(&auth)?;
             *self
                 .authorization
                 .lock()
                 .expect("authorization lock is never poisoned") = Some(auth.clone());
-            let response = send(Some(auth.clone())).await.map_err(transport(url))?;
+            let response = send(Some(value)).await.map_err(transport(url))?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
@@ -499,6 +513,17 @@ impl Repository {
             status: response.status(),
             detail: String::new(),
         })
+    }
+
+    /// `auth` as a sensitive header value (kept out of HTTP/2 header compression tables and
+    /// `Debug`), or [`Error::BadAuthorization`].
+    fn header_value(&self, auth: &Secret) -> Result<HeaderValue> {
+        let mut value =
+            HeaderValue::from_str(auth.expose()).map_err(|_| Error::BadAuthorization {
+                registry: self.registry.clone(),
+            })?;
+        value.set_sensitive(true);
+        Ok(value)
     }
 
     fn unauthenticated(&self, detail: &str) -> Error {
