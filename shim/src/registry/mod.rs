@@ -40,11 +40,14 @@ pub enum Error {
         detail: String,
     },
     /// The registry refused our credentials (or wants some and we have none).
-    #[error("registry {registry} refused access to {repository}: {detail}")]
+    #[error(
+        "registry {registry} refused access to {}: {detail}",
+        access_target(repository)
+    )]
     Unauthenticated {
         /// The registry host.
         registry: String,
-        /// The repository.
+        /// The repository; empty for a request to the registry's API root (a [`Repository::ping`]).
         repository: String,
         /// What the registry or token service said.
         detail: String,
@@ -118,6 +121,16 @@ impl Error {
             }
             _ => false,
         }
+    }
+}
+
+/// What [`Error::Unauthenticated`] names: the repository, or for a handle without one (the
+/// check of `hoist connectors check`) the API root it requested.
+fn access_target(repository: &str) -> &str {
+    if repository.is_empty() {
+        "its API root /v2/"
+    } else {
+        repository
     }
 }
 
