@@ -12,6 +12,9 @@ use std::path::PathBuf;
 const PROTO_ROOT: &str = "proto";
 
 const CRI: &[&str] = &["k8s.io/cri-api/pkg/apis/runtime/v1/api.proto"];
+/// CRI messages whose derived `Debug` would print a secret; `src/proto.rs` implements `Debug` for
+/// each. The containerd protos Hoist compiles carry no secrets.
+const CRI_SECRETS: &[&str] = &[".runtime.v1.AuthConfig"];
 const CONTAINERD: &[&str] = &[
     "github.com/containerd/containerd/api/services/content/v1/content.proto",
     "github.com/containerd/containerd/api/services/images/v1/images.proto",
@@ -27,6 +30,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // `AuthConfig` carries kubelet's pull secrets (its fields marked `debug_redact` in the
+        // proto); its `Debug` is written by hand in `src/proto.rs` so they never reach a log.
+        .skip_debug(CRI_SECRETS)
         .compile_fds(cri)?;
 
     let containerd = protox::compile(CONTAINERD, [&root])?;

@@ -280,7 +280,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             served
         },
     );
-    snapshots.with_context(|| format!("serving {}", serve.snapshots_socket.display()))?;
-    images.with_context(|| format!("serving {}", serve.cri_socket.display()))?;
+    snapshots.context("serving containerd's snapshots service")?;
+    images.context("serving the CRI ImageService")?;
     Ok(())
 }

@@ -40,14 +40,28 @@ pub enum Error {
         detail: String,
     },
     /// The registry refused our credentials (or wants some and we have none).
-    #[error("registry {registry} refused access to {repository}: {detail}")]
+    #[error(
+        "registry {registry} refused access to {}: {detail}",
+        access_target(repository)
+    )]
     Unauthenticated {
         /// The registry host.
         registry: String,
-        /// The repository.
+        /// The repository; empty for a request to the registry's API root (a [`Repository::ping`]).
         repository: String,
         /// What the registry or token service said.
         detail: String,
+    },
+    /// The `Authorization` value made from the credentials (or from the token service's token)
+    /// is not a valid HTTP header value: a control character such as a newline, or a byte
+    /// outside visible ASCII. Sending it empty instead would turn a typo in a pull secret into
+    /// a misleading "credentials were refused". The value itself is never shown.
+    #[error(
+        "registry {registry}: the credentials cannot be sent: the Authorization value holds a control character or non-ASCII byte"
+    )]
+    BadAuthorization {
+        /// The registry host.
+        registry: String,
     },
     /// The registry's authentication challenge is not usable.
     #[error("registry {registry}: {source}")]
@@ -88,7 +102,10 @@ impl Error {
             },
             Error::Unauthenticated { .. } => Kind::Unauthenticated,
             Error::Challenge { .. } => Kind::Unauthenticated,
-            Error::Ca { .. } | Error::Build(_) | Error::Mirror(_) => Kind::InvalidArgument,
+            Error::Ca { .. }
+            | Error::Build(_)
+            | Error::Mirror(_)
+            | Error::BadAuthorization { .. } => Kind::InvalidArgument,
         }
     }
 
@@ -104,6 +121,16 @@ impl Error {
             }
             _ => false,
         }
+    }
+}
+
+/// What [`Error::Unauthenticated`] names: the repository, or for a handle without one (the
+/// check of `hoist connectors check`) the API root it requested.
+fn access_target(repository: &str) -> &str {
+    if repository.is_empty() {
+        "its API root /v2/"
+    } else {
+        repository
     }
 }
 
@@ -431,21 +458,19 @@ impl Repository {
         {
             return Ok(response);
         }
-        let send = |auth: Option<Secret>| {
+        let send = |auth: Option<HeaderValue>| {
             let mut req = self.client.http_for(url).get(url.clone());
             for (k, v) in headers {
                 req = req.header(k, v);
             }
             if let Some(auth) = auth {
-                let mut value = HeaderValue::from_str(auth.expose())
-                    .unwrap_or_else(|_| HeaderValue::from_static(""));
-                value.set_sensitive(true);
-                req = req.header(header::AUTHORIZATION, value);
+                req = req.header(header::AUTHORIZATION, auth);
             }
             req.send()
         };
         let sent = self.current_authorization();
-        let response = send(sent.clone()).await.map_err(transport(url))?;
+        let value = sent.as_ref().map(|a| self.header_value(a)).transpose()?;
+        let response = send(value).await.map_err(transport(url))?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -466,11 +491,13 @@ impl Repository {
         let mut refused = sent;
         for _ in 0..3 {
             let (auth, fresh) = self.authorize(&challenge, refused.as_ref()).await?;
+            // Checked before it is kept, so a value that cannot be sent is never reused.
+            let value = self.header_value(&auth)?;
             *self
                 .authorization
                 .lock()
                 .expect("authorization lock is never poisoned") = Some(auth.clone());
-            let response = send(Some(auth.clone())).await.map_err(transport(url))?;
+            let response = send(Some(value)).await.map_err(transport(url))?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
@@ -500,6 +527,17 @@ impl Repository {
             status: response.status(),
             detail: String::new(),
         })
+    }
+
+    /// `auth` as a sensitive header value (kept out of HTTP/2 header compression tables and
+    /// `Debug`), or [`Error::BadAuthorization`].
+    fn header_value(&self, auth: &Secret) -> Result<HeaderValue> {
+        let mut value =
+            HeaderValue::from_str(auth.expose()).map_err(|_| Error::BadAuthorization {
+                registry: self.registry.clone(),
+            })?;
+        value.set_sensitive(true);
+        Ok(value)
     }
 
     fn unauthenticated(&self, detail: &str) -> Error {

@@ -216,3 +216,26 @@ async fn connectors_check_prints_a_table() {
     assert!(!none.status.success());
     assert!(text(&none).contains("no connector nope"), "{}", text(&none));
 }
+
+/// A refused check names what was requested, the registry's `/v2/`; it once printed
+/// `refused access to : credentials were refused`, with an empty repository.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectors_check_with_refused_credentials_names_the_registry_api_root() {
+    let reg = registry(Faults {
+        basic_auth: true,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = config(dir.path(), &reg.host(), "wrong-password-123");
+    let refused = hoist(&["connectors", "check", "--config", &bad]);
+    assert!(!refused.status.success());
+    let all = text(&refused);
+    let expected = format!(
+        "FAILED: registry {} refused access to its API root /v2/: credentials were refused",
+        reg.host()
+    );
+    assert!(all.contains(&expected), "{all}");
+    assert!(!all.contains("refused access to :"), "{all}");
+    assert!(!all.contains("wrong-password-123"), "{all}");
+}

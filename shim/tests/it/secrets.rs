@@ -101,3 +101,51 @@ async fn secrets_never_appear_in_logs_errors_or_debug_output() {
         }
     }
 }
+
+/// A credential that cannot be an HTTP header value (a newline pasted into a pull secret, a
+/// control character in a token service's answer) is a typed error naming the registry; it
+/// was once sent as an empty `Authorization` header, and the pull failed as "credentials were
+/// refused".
+#[tokio::test]
+async fn a_credential_that_is_not_a_header_value_is_an_error_naming_the_registry() {
+    const BAD_TOKEN: &str = "tk-0d5e-bad\ntoken";
+    const BAD_ISSUED: &str = "tk-91a2-issued\u{7}token";
+    let cases = [
+        // kubelet's registry_token, used as the Bearer token as is.
+        (
+            None,
+            Credentials::RegistryToken(Secret::new(BAD_TOKEN)),
+            "tk-0d5e",
+        ),
+        // A token service that answers a token with a BEL in it.
+        (
+            Some((PASSWORD.to_owned(), BAD_ISSUED.to_owned())),
+            credentials(PASSWORD),
+            "tk-91a2",
+        ),
+    ];
+    for (secrets, credentials, secret) in cases {
+        let faults = Faults {
+            bearer_auth: true,
+            secrets,
+            ..Faults::default()
+        };
+        let registry = FaultyRegistry::start(three_layers(Comp::Gzip), faults).await;
+        let node = Node::new(&registry.host(), options(64 << 10));
+        let e = node
+            .pull(&registry.reference(), credentials)
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("registry {}", registry.host()))
+                && text.contains("the credentials cannot be sent"),
+            "{text}"
+        );
+        assert!(!text.contains("refused"), "{text}");
+        for shown in [text, format!("{e:?}")] {
+            assert!(!shown.contains(secret), "{secret:?} leaked into: {shown}");
+        }
+        assert_eq!(e.kind(), hoist::error::Kind::InvalidArgument);
+    }
+}

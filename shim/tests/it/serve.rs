@@ -82,3 +82,36 @@ async fn serves_pulled_layers_as_committed_snapshots() {
     assert!(!socket.exists());
     drop(client);
 }
+
+/// `hoist serve` with its CRI socket path taken by a regular file fails naming the CRI
+/// ImageService and the path, and leaves the file alone. The error once said "snapshots
+/// socket" whichever socket it was.
+#[test]
+fn a_regular_file_at_the_cri_socket_is_an_error_naming_the_cri_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let cri = dir.path().join("cri.sock");
+    std::fs::write(&cri, b"not a socket").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["serve", "--root"])
+        .arg(dir.path().join("root"))
+        .arg("--snapshots-socket")
+        .arg(dir.path().join("run/snapshots.sock"))
+        .arg("--cri-socket")
+        .arg(&cri)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // anyhow's report: the context, then "Caused by:" and the socket's error.
+    let error = &stderr[stderr
+        .find("Error:")
+        .unwrap_or_else(|| panic!("no error in: {stderr}"))..];
+    assert!(
+        error.starts_with("Error: serving the CRI ImageService\n"),
+        "{error}"
+    );
+    let cause = format!("socket {}: exists and is not a socket", cri.display());
+    assert!(error.contains(&cause), "{error}");
+    assert!(!error.contains("snapshots"), "{error}");
+    assert_eq!(std::fs::read(&cri).unwrap(), b"not a socket");
+}

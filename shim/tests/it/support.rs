@@ -221,7 +221,7 @@ impl FaultyRegistry {
             port: AtomicUsize::new(0),
         });
         let app = axum::Router::new()
-            .route("/v2/", get(|| async { "{}" }))
+            .route("/v2/", get(root))
             .route("/v2/test/app/manifests/{reference}", get(manifest))
             .route("/v2/test/app/blobs/{digest}", get(blob))
             .route("/storage/{digest}", get(storage))
@@ -341,6 +341,14 @@ fn unauthorized(shared: &Shared) -> Response<Body> {
         .header(header::WWW_AUTHENTICATE, challenge)
         .body(Body::empty())
         .unwrap()
+}
+
+/// `GET /v2/`, behind the same authentication as the repository, as docker-registry has it.
+async fn root(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response<Body> {
+    if !authorized(&shared, &headers) {
+        return unauthorized(&shared);
+    }
+    Response::new(Body::from("{}"))
 }
 
 async fn manifest(

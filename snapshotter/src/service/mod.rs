@@ -29,10 +29,12 @@ use crate::store::Store;
 pub use wrap::Service;
 
 /// Failures of the service as a whole (a single request's failure is a gRPC status instead).
+/// The messages name the socket by its path only: [`bind`] and [`serve_router`] serve every
+/// gRPC socket of `hoist serve`, the CRI ImageService's as well as the snapshots service's.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The socket could not be set up.
-    #[error("snapshots socket {path}: {op}: {source}")]
+    #[error("socket {path}: {op}: {source}")]
     Socket {
         /// What was being done.
         op: &'static str,
@@ -42,13 +44,13 @@ pub enum Error {
         source: io::Error,
     },
     /// Something other than a socket is in the way at the socket path.
-    #[error("snapshots socket {path}: exists and is not a socket")]
+    #[error("socket {path}: exists and is not a socket")]
     NotASocket {
         /// The socket path.
         path: PathBuf,
     },
     /// The gRPC server failed.
-    #[error("snapshots service on {path}: {source}")]
+    #[error("gRPC server on {path}: {source}")]
     Serve {
         /// The socket path.
         path: PathBuf,
