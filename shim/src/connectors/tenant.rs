@@ -236,7 +236,7 @@ mod tests {
             tenant("team-a", "ac/me", None),
             tenant("team-a", "acme", Some("acme/alpha")),
         ] {
-            let e = Tenants::new(&[bad.clone()], false).expect_err("invalid");
+            let e = Tenants::new(std::slice::from_ref(&bad), false).expect_err("invalid");
             assert!(matches!(e, Error::Tenant { index: 0, .. }), "{bad:?}: {e}");
         }
         let twice = [tenant("team-a", "acme", None), tenant("team-a", "x", None)];
