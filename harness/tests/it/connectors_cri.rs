@@ -19,7 +19,7 @@ struct Server {
     cri: Cri,
     live: Arc<Live>,
     _stop: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn serve(toml: &str, env: &[(&str, &str)], insecure: &str) -> Server {
@@ -70,7 +70,7 @@ async fn serve(toml: &str, env: &[(&str, &str)], insecure: &str) -> Server {
         cri: Cri::connect(&socket).await.unwrap(),
         live,
         _stop: stop,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -226,10 +226,15 @@ async fn pull_image_takes_the_tenant_from_the_namespace_not_the_pods_labels_need
     server.live.reload(&trusted.connector_settings()).unwrap();
     cri.pull(&image, &forged).await.unwrap();
 
-    // A reload that maps team-a to beta applies to the next pull, without trusting labels.
-    let remapped = toml.replacen("project = \"alpha\"", "project = \"beta\"", 1);
-    let remapped = hoist::config::Config::parse(&remapped).unwrap();
-    server.live.reload(&remapped.connector_settings()).unwrap();
+    // A reload from the file (what SIGHUP runs) that maps team-a to beta applies to the next
+    // pull, without trusting labels.
+    let file = server.dir.path().join("hoist.toml");
+    std::fs::write(
+        &file,
+        toml.replacen("project = \"alpha\"", "project = \"beta\"", 1),
+    )
+    .unwrap();
+    server.live.reload_from(&file, "SIGHUP").unwrap();
     cri.pull(&image, &in_namespace("team-a", &names_reg, &[]))
         .await
         .unwrap();
