@@ -84,6 +84,15 @@ pub struct Config {
     /// The connector used when no other rule applies, e.g. `account.harnessImage`.
     /// Default: none (anonymous).
     pub default_connector: Option<String>,
+    /// `[[tenant]]` tables: the org and project of the pods in a Kubernetes namespace (exact,
+    /// or a prefix ending in `*`); the most specific match wins (exact, then the longest
+    /// prefix). A namespace with no match gets account scope only. Default: none.
+    #[serde(rename = "tenant")]
+    pub tenants: Vec<connectors::TenantConfig>,
+    /// Whether a pod's own `hoist.dev/org` and `hoist.dev/project` labels or annotations choose
+    /// its tenant instead of its namespace. Only safe under an admission policy that stops pods
+    /// from claiming another tenant (README "Connectors"). Default: false.
+    pub trust_pod_labels: bool,
     /// Mirrors or pull-through caches per registry (`HOST[:PORT]`, `docker.io`, or `*` for
     /// all), tried in order before it, keeping the repository path. Default: none.
     pub mirrors: std::collections::BTreeMap<String, Vec<String>>,
@@ -153,6 +162,8 @@ impl Default for Config {
             connectors: Vec::new(),
             routes: Vec::new(),
             default_connector: None,
+            tenants: Vec::new(),
+            trust_pod_labels: false,
             mirrors: Default::default(),
             hosts_dir: None,
         }
@@ -260,6 +271,8 @@ impl Config {
             connectors: self.connectors.clone(),
             routes: self.routes.clone(),
             default_connector: self.default_connector.clone(),
+            tenants: self.tenants.clone(),
+            trust_pod_labels: self.trust_pod_labels,
         }
     }
 
@@ -412,6 +425,8 @@ mod tests {
         let config = parsed.expect("the connector examples parse");
         assert_eq!(config.connectors.len(), 4);
         assert_eq!(config.routes.len(), 2);
+        assert_eq!(config.tenants.len(), 2);
+        assert!(!config.trust_pod_labels);
         assert_eq!(
             config.default_connector.as_deref(),
             Some("account.harnessImage")

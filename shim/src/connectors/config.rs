@@ -181,6 +181,14 @@ pub enum Error {
         /// The value.
         registry: String,
     },
+    /// A `[[tenant]]` table is malformed or repeats a namespace.
+    #[error("tenant {index}: {problem}")]
+    Tenant {
+        /// The tenant's position, from 0.
+        index: usize,
+        /// What is wrong.
+        problem: String,
+    },
     /// A route pattern is malformed.
     #[error("route {index}: {problem}")]
     Route {

@@ -59,6 +59,7 @@ impl Live {
         tracing::info!(
             connectors = settings.connectors.len(),
             routes = settings.routes.len(),
+            tenants = settings.tenants.len(),
             "connectors reloaded"
         );
         Ok(())

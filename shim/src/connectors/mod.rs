@@ -1,7 +1,8 @@
 //! Connectors: named registry credentials with a type (`DockerRegistry`, `Artifactory`, `Aws`,
 //! `Gcr`) and a scope (`account`, `org:NAME`, `project:ORG/NAME`), and the [`Resolver`] that
 //! chooses, per image and pod, which credentials a pull uses (issue 5, DESIGN.md
-//! "Connectors"). [`Live`] holds the current resolver and swaps it on config reload.
+//! "Connectors"). [`Tenants`] maps a pod's namespace to its org and project. [`Live`] holds
+//! the current resolver and swaps it on config reload.
 
 pub mod aws;
 pub mod check;
@@ -13,6 +14,7 @@ pub mod pull;
 mod resolve;
 pub mod scope;
 pub mod secret;
+mod tenant;
 
 use serde::Deserialize;
 
@@ -23,6 +25,7 @@ pub use metrics::Metrics;
 pub use resolve::{Resolution, ResolveError, Resolver, Source};
 pub use scope::{ConnectorRef, PodContext, Scope};
 pub use secret::Environment;
+pub use tenant::{TenantConfig, Tenants};
 
 #[cfg(test)]
 mod tests;
@@ -36,6 +39,12 @@ pub struct Settings {
     pub routes: Vec<RouteConfig>,
     /// `default_connector = "account.X"`.
     pub default_connector: Option<String>,
+    /// `[[tenant]]` tables: namespace → org and project.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+    /// `trust_pod_labels`: pods' `hoist.dev/org` and `hoist.dev/project` choose their tenant.
+    #[serde(default)]
+    pub trust_pod_labels: bool,
 }
 
 impl Settings {

@@ -12,6 +12,7 @@ use super::connector::Connector;
 use super::metrics::{Labels, Metrics};
 use super::scope::{ConnectorRef, PodContext};
 use super::secret::Environment;
+use super::tenant::Tenants;
 use super::{Settings, scope};
 use crate::Reference;
 use crate::error::Kind;
@@ -171,6 +172,7 @@ pub struct Resolver {
     connectors: Vec<Arc<Connector>>,
     routes: Vec<Route>,
     default: Option<ConnectorRef>,
+    tenants: Tenants,
     env: Environment,
     metrics: Arc<Metrics>,
     tokens: Arc<Tokens>,
@@ -214,14 +216,22 @@ impl Resolver {
                 })
             })
             .transpose()?;
+        let tenants = Tenants::new(&settings.tenants, settings.trust_pod_labels)?;
         Ok(Resolver {
             connectors,
             routes,
             default,
+            tenants,
             env,
             metrics,
             tokens,
         })
+    }
+
+    /// The tenants: which org and project a pod's namespace (or, when trusted, its labels)
+    /// gives it.
+    pub fn tenants(&self) -> &Tenants {
+        &self.tenants
     }
 
     /// Every connector, in config order.
@@ -260,8 +270,8 @@ impl Resolver {
         };
         let Some(scope) = pod.scope(reference.level) else {
             return Err(denied(match reference.level {
-                scope::Level::Org => "the pod has no organisation (hoist.dev/org)",
-                _ => "the pod has no project (hoist.dev/project)",
+                scope::Level::Org => "the pod's tenant has no organisation",
+                _ => "the pod's tenant has no project",
             }));
         };
         if let Some(c) = self

@@ -7,9 +7,10 @@ use std::str::FromStr;
 
 /// Pod annotation naming the connector for the pod's images (precedence level 1).
 pub const ANNOTATION_CONNECTOR: &str = "hoist.dev/connector";
-/// Pod annotation or label naming the pod's organisation.
+/// Pod annotation or label naming the pod's organisation (read only with `trust_pod_labels`).
 pub const LABEL_ORG: &str = "hoist.dev/org";
-/// Pod annotation or label naming the pod's project, `NAME` (within its org) or `ORG/NAME`.
+/// Pod annotation or label naming the pod's project, `NAME` (within its org) or `ORG/NAME`
+/// (read only with `trust_pod_labels`).
 pub const LABEL_PROJECT: &str = "hoist.dev/project";
 
 /// Why a scope, a connector reference or a pod's context is malformed.
@@ -60,7 +61,7 @@ impl Scope {
 
 /// A name component: non-empty, no `/`, `:`, `.` or whitespace (they separate the parts of a
 /// scope or reference).
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -165,8 +166,9 @@ impl fmt::Display for ConnectorRef {
     }
 }
 
-/// What the resolver knows of the pod an image is pulled for: from the CRI sandbox config's
-/// annotations and labels (annotations win), or from a workspace file for `hoist prefetch`.
+/// What the resolver knows of the pod an image is pulled for: its tenant from the CRI sandbox
+/// config's namespace (or, when trusted, its annotations and labels, annotations winning; see
+/// [`super::Tenants`]), or from `hoist prefetch`'s `--org` and `--project`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodContext {
     /// The pod's organisation, if any.

@@ -430,6 +430,7 @@ fn arb_settings() -> impl Strategy<Value = Settings> {
             .collect(),
         routes: Vec::new(),
         default_connector: default.map(Into::into),
+        ..Settings::default()
     })
 }
 

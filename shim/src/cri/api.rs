@@ -18,7 +18,6 @@ use super::auth;
 use super::catalog::Entry;
 use super::service::{ImageService, internal, invalid};
 use super::status;
-use crate::connectors::PodContext;
 use crate::proto::cri::v1 as cri;
 use crate::reference::Reference;
 
@@ -136,11 +135,18 @@ impl cri::image_service_server::ImageService for ImageService {
             }));
         };
         let sandbox = request.sandbox_config.unwrap_or_default();
-        let pod =
-            PodContext::from_metadata(&sandbox.annotations, &sandbox.labels).map_err(invalid)?;
         // The resolver is taken once: a config reload does not change a pull in flight.
-        let resolution = connectors
-            .get()
+        let resolver = connectors.get();
+        // The tenant comes from the namespace kubelet sends, not from what the pod claims.
+        let namespace = sandbox
+            .metadata
+            .as_ref()
+            .map_or("", |m| m.namespace.as_str());
+        let pod = resolver
+            .tenants()
+            .pod(namespace, &sandbox.annotations, &sandbox.labels)
+            .map_err(invalid)?;
+        let resolution = resolver
             .resolve(&reference, &pod, Some(credentials))
             .await
             .map_err(|e| status(e.kind(), e))?;
