@@ -102,21 +102,11 @@ impl Cri {
 
     /// `PullImage`: the image reference the server answers with (its image ID).
     pub async fn pull(&self, image: &str, context: &PullContext) -> Result<String> {
-        let mut request = tonic::Request::new(api::PullImageRequest {
-            image: spec(image),
-            auth: context.auth.clone(),
-            sandbox_config: context.sandbox.clone(),
-        });
-        if let Some(timeout) = context.timeout {
-            request.set_timeout(timeout);
-        }
-        let response = self
-            .client
-            .clone()
-            .pull_image(request)
-            .await
-            .map_err(failed("PullImage"))?;
-        Ok(response.into_inner().image_ref)
+        let spec = api::ImageSpec {
+            image: image.to_owned(),
+            ..api::ImageSpec::default()
+        };
+        self.pull_spec(spec, context).await
     }
 
     /// `ImageStatus`: the image, or `None` when the server does not have it.

@@ -4,23 +4,13 @@
 //! grpc-go 1.64+), and still reset a request that is malformed in another way.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use hoist::registry::Credentials;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use crate::support::{Comp, Faults, FaultyRegistry, Node, image, options, tar_of};
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::Daemon;
 
 /// The store at `node`'s root served by `hoist serve` on `run/cri.sock` and
 /// `run/snapshots.sock`, registering nothing in containerd.
@@ -51,30 +41,14 @@ async fn serve(root: &Path) -> (Daemon, PathBuf, PathBuf) {
     (daemon, cri, snapshots)
 }
 
-/// A store holding one pulled two-layer image: its reference, ID and top chain ID.
-async fn pulled_node() -> (Node, String, String, String) {
-    let img = image(
-        &[tar_of(&[("a", b"a")]), tar_of(&[("b", b"b")])],
-        Comp::Gzip,
-        false,
-    );
-    let registry = FaultyRegistry::start(img, Faults::default()).await;
-    let node = Node::new(&registry.host(), options(64 << 10));
-    node.pull(&registry.reference(), Credentials::Anonymous)
-        .await
-        .unwrap();
-    let record = node.puller.images().list().unwrap().remove(0);
-    let reference = registry.reference().to_string();
-    let top = record.chain_ids.last().unwrap().to_string();
-    (node, reference, record.config.to_string(), top)
-}
-
 #[tokio::test]
 async fn grpcio_clients_are_served_on_both_sockets_whatever_their_authority() {
     let Some(python) = crate::support::required_env("HOIST_TEST_PYTHON", "grpcio_clients") else {
         return;
     };
-    let (node, reference, id, top) = pulled_node().await;
+    let (node, record, reference) = crate::support::pulled_two_layers().await;
+    let id = record.config.to_string();
+    let top = record.chain_ids.last().unwrap().to_string();
     let (_daemon, cri, snapshots) = serve(node.dir.path()).await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc/authority_client.py");
     let (sockets, names) = ([cri.clone(), snapshots.clone()], [reference, id, top]);

@@ -5,33 +5,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hoist::registry::Credentials;
 use hoist_snapshotter::proto::containerd::services::snapshots::v1 as api;
 
-use crate::support::{Comp, Faults, FaultyRegistry, Node, image, options, tar_of};
-
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::Daemon;
 
 #[tokio::test]
 async fn serves_pulled_layers_as_committed_snapshots() {
-    let img = image(
-        &[tar_of(&[("a", b"a")]), tar_of(&[("b", b"b")])],
-        Comp::Gzip,
-        false,
-    );
-    let registry = FaultyRegistry::start(img, Faults::default()).await;
-    let node = Node::new(&registry.host(), options(64 << 10));
-    node.pull(&registry.reference(), Credentials::Anonymous)
-        .await
-        .unwrap();
-    let record = node.puller.images().list().unwrap().remove(0);
+    let (node, record, _) = crate::support::pulled_two_layers().await;
 
     let socket = node.dir.path().join("run/snapshots.sock");
     let mut daemon = Daemon(

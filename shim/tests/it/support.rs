@@ -734,3 +734,30 @@ pub fn required_env(name: &str, test: &str) -> Option<String> {
         }
     }
 }
+
+/// A child process (`hoist serve`) killed and reaped when the test ends, passed or not.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A store that has pulled a two-layer gzip image from a test registry: the node, the image's
+/// record and its reference.
+pub async fn pulled_two_layers() -> (Node, hoist::images::Record, String) {
+    let img = image(
+        &[tar_of(&[("a", b"a")]), tar_of(&[("b", b"b")])],
+        Comp::Gzip,
+        false,
+    );
+    let registry = FaultyRegistry::start(img, Faults::default()).await;
+    let node = Node::new(&registry.host(), options(64 << 10));
+    node.pull(&registry.reference(), Credentials::Anonymous)
+        .await
+        .unwrap();
+    let record = node.puller.images().list().unwrap().remove(0);
+    (node, record, registry.reference().to_string())
+}
