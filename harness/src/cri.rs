@@ -116,10 +116,15 @@ impl Cri {
 
     /// `ImageStatus` with `verbose`: the whole answer, `info` included.
     pub async fn status_verbose(&self, image: &str, verbose: bool) -> Result<ImageStatusResponse> {
-        let request = api::ImageStatusRequest {
-            image: spec(image),
-            verbose,
-        };
+        self.status_request(spec(image), verbose).await
+    }
+
+    async fn status_request(
+        &self,
+        image: Option<api::ImageSpec>,
+        verbose: bool,
+    ) -> Result<ImageStatusResponse> {
+        let request = api::ImageStatusRequest { image, verbose };
         let response = self
             .client
             .clone()
@@ -206,17 +211,7 @@ impl Cri {
 
     /// `ImageStatus` of `spec` as given.
     pub async fn status_spec(&self, spec: api::ImageSpec) -> Result<Option<Image>> {
-        let request = api::ImageStatusRequest {
-            image: Some(spec),
-            verbose: false,
-        };
-        let response = self
-            .client
-            .clone()
-            .image_status(request)
-            .await
-            .map_err(failed("ImageStatus"))?;
-        Ok(response.into_inner().image)
+        Ok(self.status_request(Some(spec), false).await?.image)
     }
 
     /// `StreamImages`, all of them or those matching `filter`: each message's images, in
